@@ -1,0 +1,155 @@
+"""The ``moodtune`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import nullcontext
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Read your mood from your face, voice and words, and get music that fits it. Runs offline.")
+catalog_app = typer.Typer(no_args_is_help=True, help="Inspect and import music catalogs.")
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err = Console(stderr=True)
+
+USER_CATALOG_DIR = Path(os.environ.get("MOODTUNE_HOME", Path.home() / ".moodtune")) / "catalogs"
+
+
+def _load_catalog(name_or_path: Optional[str]):
+    from recommend import Catalog
+
+    if not name_or_path:
+        return Catalog.default()
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        path = USER_CATALOG_DIR / f"{name_or_path}.csv"
+    return Catalog.from_csv(path)
+
+
+def mood_table(mood) -> Table:
+    table = Table(title=f"Mood: {mood.top_emotion or 'unknown'}  ({mood.summary()})", title_justify="left")
+    table.add_column("signal")
+    table.add_column("status")
+    table.add_column("top emotion")
+    table.add_column("weight", justify="right")
+    table.add_column("note", overflow="fold")
+    for name, r in mood.readings.items():
+        top = f"{r.top_emotion} {r.probabilities[r.top_emotion]:.0%}" if r.ok else "-"
+        note = r.message
+        if r.extras.get("transcript"):
+            note = f'heard: "{r.extras["transcript"]}"' + (f"; {note}" if note else "")
+        table.add_row(name, str(r.status), top, f"{mood.weights.get(name, 0):.2f}", note)
+    return table
+
+
+def tracks_table(tracks, strategy: str) -> Table:
+    table = Table(title=f"Recommendations ({strategy})", title_justify="left")
+    for col in ("#", "track", "artist", "genre", "why"):
+        table.add_column(col, overflow="fold")
+    for i, t in enumerate(tracks, 1):
+        table.add_row(str(i), t.name, t.artist, t.genre, t.explanation)
+    return table
+
+
+@app.command()
+def analyze(
+    text: Optional[str] = typer.Option(None, "--text", "-t", help="How you feel, in words."),
+    image: Optional[Path] = typer.Option(None, "--image", "-i", help="A photo with your face."),
+    audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="A recording of your voice (wav/flac/ogg)."),
+    n: int = typer.Option(10, "--n", "-n", min=0, max=100, help="How many tracks to recommend."),
+    strategy: str = typer.Option("match", "--strategy", "-s", help="match (fit the mood) or uplift (lead it up)."),
+    catalog: Optional[str] = typer.Option(None, "--catalog", "-c", help="A catalog CSV or the name of an imported one."),
+    fusion_method: str = typer.Option("linear", "--fusion", help="linear or poe (product of experts)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object for machines."),
+) -> None:
+    """Fuse the given signals into one mood and recommend music for it."""
+    from recommend import STRATEGIES
+
+    from .engine import MoodEngine
+
+    if strategy not in STRATEGIES:
+        raise typer.BadParameter(f"choose one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    if text is None and image is None and audio is None:
+        raise typer.BadParameter("give at least one of --text, --image, --audio")
+    try:
+        cat = _load_catalog(catalog)
+    except Exception as exc:  # noqa: BLE001 - shown to the user as one message
+        err.print(f"[red]catalog:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    engine = MoodEngine(catalog=cat, fusion=fusion_method)
+    with console.status("reading your mood…", spinner="dots") if not as_json else nullcontext():
+        mood = engine.analyze(image=str(image) if image else None, audio=str(audio) if audio else None, text=text)
+        tracks = engine.recommend(mood, n=n, strategy=strategy) if mood.ok else []
+    if as_json:
+        print(json.dumps({"mood": mood.to_dict(), "tracks": [t.to_dict() for t in tracks]}, indent=1, default=str))
+    else:
+        console.print(mood_table(mood))
+        if tracks:
+            console.print(tracks_table(tracks, strategy))
+    if not mood.ok:
+        raise typer.Exit(1)
+
+
+@catalog_app.command("import")
+def catalog_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A CSV with audio features."),
+                   name: Optional[str] = typer.Option(None, help="Name to use with --catalog (default: file stem).")) -> None:
+    """Check a CSV (TidyTuesday, Kaggle Tracks, Kaggle 1921-2020 schemas) and keep a clean copy for --catalog."""
+    from recommend import Catalog, CatalogError
+
+    try:
+        cat = Catalog.from_csv(file)
+    except CatalogError as exc:
+        err.print(f"[red]cannot import:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    USER_CATALOG_DIR.mkdir(parents=True, exist_ok=True)
+    target = USER_CATALOG_DIR / f"{name or file.stem}.csv"
+    cat.frame.to_csv(target, index=False)
+    console.print(f"imported {cat.report} → use it with --catalog {name or file.stem}")
+
+
+@catalog_app.command("info")
+def catalog_info(catalog: Optional[str] = typer.Argument(None, help="CSV path or imported name (default: embedded).")) -> None:
+    """Show a catalog's size, genres and feature ranges."""
+    cat = _load_catalog(catalog)
+    console.print(f"{cat!r}: {cat.report}")
+    console.print(cat.frame[["valence", "energy", "danceability", "tempo", "acousticness"]].describe().round(3).to_string())
+    console.print("genres: " + ", ".join(f"{g} ({c})" for g, c in cat.frame["genre"].value_counts().head(12).items()))
+
+
+@app.command()
+def demo(host: str = typer.Option("127.0.0.1", help="Address to bind (default: this computer only)."),
+         port: int = typer.Option(7860), open_browser: bool = typer.Option(False, "--open")) -> None:
+    """Start the web demo (Gradio) on this computer."""
+    import app_gradio
+
+    app_gradio.launch(host=host, port=port, inbrowser=open_browser)
+
+
+@app.command()
+def train(signal: str = typer.Argument(..., help="face, text or voice"),
+          args: list[str] = typer.Argument(None, help="Options passed to the recipe (see --help of the recipe).")) -> None:
+    """Run a training recipe (models/<signal>/train_*.py); resumable where the recipe says so."""
+    recipes = {"face": "models.face.train_face", "text": "models.text.train_text", "voice": "models.voice.train_voice"}
+    if signal not in recipes:
+        raise typer.BadParameter(f"choose one of {', '.join(recipes)}")
+    import importlib
+
+    module = importlib.import_module(recipes[signal])
+    sys.argv = [recipes[signal], *(args or [])]
+    module.main()
+
+
+def main() -> None:  # console entry point
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The engine that runs everything: inputs → encoders → readings → fusion → mood → tracks."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Mapping
+
+from multimodal import FaceEncoder, TextEncoder, VoiceEncoder
+from multimodal.reading import ModalityReading, Status
+from recommend import Catalog, Session, Track, recommend_tracks
+
+from .late import LateFusion
+from .mood import MoodReading
+
+
+class MoodEngine:
+    """One facade for the whole job.
+
+    >>> engine = MoodEngine()
+    >>> mood = engine.analyze(text="I finally passed my exam!")
+    >>> tracks = engine.recommend(mood, n=10, strategy="uplift")
+
+    ``face``/``voice``/``text`` take a model reference (None: the embedded default; a Hugging Face id or a
+    local folder) or a ready encoder. Models load lazily, once, thread-safely. ``catalog`` is a
+    :class:`recommend.Catalog` or a CSV path (default: the embedded catalog). ``fusion`` is a
+    :class:`fusion.LateFusion` (e.g. one you fitted) or the name of a method ("linear", "poe").
+    """
+
+    def __init__(self, *, face: Any = None, voice: Any = None, text: Any = None,
+                 catalog: Catalog | str | Path | None = None, fusion: LateFusion | str = "linear",
+                 priors: Mapping[str, float] | None = None, transcribe: bool = True) -> None:
+        self.face = face if isinstance(face, FaceEncoder) else FaceEncoder(face)
+        self.voice = voice if isinstance(voice, VoiceEncoder) else VoiceEncoder(voice, transcribe=transcribe)
+        self.text = text if isinstance(text, TextEncoder) else TextEncoder(text)
+        self._speech_text: TextEncoder | None = None
+        self.fusion = fusion if isinstance(fusion, LateFusion) else LateFusion(method=fusion, priors=priors)
+        self._catalog_ref = catalog
+        self._catalog: Catalog | None = catalog if isinstance(catalog, Catalog) else None
+        self._lock = threading.Lock()
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            with self._lock:
+                if self._catalog is None:
+                    ref = self._catalog_ref
+                    self._catalog = Catalog.default() if ref is None else Catalog.from_csv(ref)
+        return self._catalog
+
+    @property
+    def speech_text(self) -> TextEncoder:
+        """The text model, reporting as the separate signal "speech_text" (what was said, not typed)."""
+        if self._speech_text is None:
+            encoder = TextEncoder.__new__(TextEncoder)
+            encoder.__dict__.update(self.text.__dict__)  # share the loaded model and its lock
+            encoder.modality = "speech_text"
+            self._speech_text = encoder
+        return self._speech_text
+
+    def read(self, image: Any = None, audio: Any = None, text: Any = None, *,
+             detect_face: bool = True) -> dict[str, ModalityReading]:
+        """Each signal's reading (missing signals get status ``missing``)."""
+        readings = {
+            "face": self.face.predict(image, detect_face=detect_face),
+            "voice": self.voice.predict(audio),
+            "text": self.text.predict(text),
+        }
+        transcript = readings["voice"].extras.get("transcript", "")
+        if readings["voice"].ok and transcript.strip():
+            readings["speech_text"] = self.speech_text.predict(transcript)
+        elif audio is not None:
+            readings["speech_text"] = ModalityReading.failed(
+                "speech_text", Status.MISSING, "no words were recognised in the audio")
+        return readings
+
+    def analyze(self, image: Any = None, audio: Any = None, text: Any = None, *,
+                detect_face: bool = True) -> MoodReading:
+        """Read every given signal and fuse them into one mood. Never raises on bad input."""
+        return self.fusion.fuse(self.read(image, audio, text, detect_face=detect_face))
+
+    def recommend(self, mood: MoodReading, n: int = 10, strategy: str = "match",
+                  catalog: Catalog | None = None, session: Session | None = None, **kw: Any) -> list[Track]:
+        """Tracks whose audio features fit the mood (``match``) or lead it somewhere better (``uplift``)."""
+        return recommend_tracks(mood.valence, mood.arousal, catalog or self.catalog, n=n, strategy=strategy,
+                                session=session, **kw)
+
+
+_default_engine: MoodEngine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> MoodEngine:
+    """A process-wide engine on the embedded defaults, created on first use."""
+    global _default_engine
+    with _default_lock:
+        if _default_engine is None:
+            _default_engine = MoodEngine()
+    return _default_engine
+
+
+def analyze(image: Any = None, audio: Any = None, text: Any = None, **kw: Any) -> MoodReading:
+    """``MoodEngine().analyze`` on a shared default engine."""
+    return default_engine().analyze(image=image, audio=audio, text=text, **kw)
+
+
+def recommend(mood: MoodReading, n: int = 10, strategy: str = "match", **kw: Any) -> list[Track]:
+    """``MoodEngine().recommend`` on a shared default engine."""
+    return default_engine().recommend(mood, n=n, strategy=strategy, **kw)

@@ -1,0 +1,61 @@
+"""The fused result: a :class:`MoodReading`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from multimodal.labels import EMOTIONS
+from multimodal.reading import ModalityReading
+
+
+@dataclass
+class MoodReading:
+    """One mood from all signals.
+
+    ``probabilities`` is the fused distribution over EMOTIONS; ``valence`` and ``arousal`` (−1..1) are its
+    expectation on the circumplex; ``weights`` says how much each signal counted (they sum to 1 over
+    the signals used); ``agreement`` (0..1, None with fewer than two signals) is 1 − the mean
+    Jensen–Shannon divergence between the signals used. ``status`` is ``ok`` or ``no_signal``.
+    """
+
+    probabilities: dict[str, float]
+    top_emotion: str | None
+    confidence: float
+    valence: float
+    arousal: float
+    readings: dict[str, ModalityReading]
+    weights: dict[str, float]
+    agreement: float | None
+    status: str = "ok"
+    message: str = ""
+    method: str = "linear"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.array([self.probabilities.get(e, 0.0) for e in EMOTIONS])
+
+    def ranked(self) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])
+
+    def summary(self) -> str:
+        if not self.ok:
+            return self.message
+        (e1, p1), (e2, p2) = self.ranked()[:2]
+        return (f"{e1} ({p1:.0%}), then {e2} ({p2:.0%}); valence {self.valence:+.2f}, arousal {self.arousal:+.2f}; "
+                f"confidence {self.confidence:.0%}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "message": self.message, "top_emotion": self.top_emotion,
+            "probabilities": self.probabilities, "confidence": self.confidence, "valence": self.valence,
+            "arousal": self.arousal, "weights": self.weights, "agreement": self.agreement, "method": self.method,
+            "readings": {k: r.to_dict() for k, r in self.readings.items()}, "extras": self.extras,
+        }

@@ -1,0 +1,162 @@
+"""Recipe: train moodtune's facial-expression CNN on FER2013 (resumable, seeded).
+
+    python models/face/train_face.py --data ../shared/data --epochs 30
+
+Checkpoints go to --work (default ~/.cache/moodtune/train_face) after every epoch; running the same
+command again resumes. The best epoch (validation accuracy with flip test-time augmentation) is
+exported to models/face/fer_cnn.safetensors with a temperature fitted on the validation split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from multimodal.face_net import FaceExpressionNet
+from multimodal.labels import EMOTIONS
+
+HERE = Path(__file__).resolve().parent
+
+
+def load_split(data: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    d = np.load(data / "face" / f"fer2013_{name}.npz")
+    x = torch.from_numpy(d["images"]).float().div_(255).unsqueeze(1)
+    y = torch.tensor([EMOTIONS.index(str(s)) for s in d["labels"]])
+    return x, y
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random flip, rotation (±12°), scale (0.9–1.1), shift (±10%), brightness/contrast, erasing."""
+    n = x.shape[0]
+    ang = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(12)
+    scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * 0.1
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    tx, ty = ((torch.rand(2, n, generator=gen) * 2 - 1) * 0.2)
+    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+    gain = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * 0.3
+    bias = (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * 0.1
+    out = ((out - 0.5) * gain + 0.5 + bias).clamp_(0, 1)
+    # random erasing: one rectangle in half of the images
+    for i in torch.nonzero(torch.rand(n, generator=gen) < 0.5).flatten().tolist():
+        h, w = (torch.randint(8, 20, (2,), generator=gen)).tolist()
+        r, c = torch.randint(0, 48 - h, (1,), generator=gen).item(), torch.randint(0, 48 - w, (1,), generator=gen).item()
+        out[i, :, r:r + h, c:c + w] = torch.rand(1, generator=gen).item()
+    return out
+
+
+@torch.no_grad()
+def predict_logits(model: FaceExpressionNet, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Logits averaged over the image and its mirror (flip test-time augmentation)."""
+    model.eval()
+    outs = []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch]
+        outs.append((model(xb) + model(torch.flip(xb, dims=[3]))) / 2)
+    return torch.cat(outs)
+
+
+def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([t], lr=0.1, max_iter=100)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / t.exp(), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(t.exp())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=HERE.parents[1].parent / "shared" / "data")
+    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "train_face")
+    ap.add_argument("--out", type=Path, default=HERE)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke test)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    xtr, ytr = load_split(args.data, "train")
+    xva, yva = load_split(args.data, "val")
+    if args.limit:
+        xtr, ytr = xtr[:args.limit], ytr[:args.limit]
+    counts = torch.bincount(ytr, minlength=len(EMOTIONS)).float().clamp(min=1)
+    class_w = (counts.sum() / counts).sqrt()
+    class_w = class_w / (class_w * counts).sum() * counts.sum()  # mean weight over samples = 1
+
+    model = FaceExpressionNet(width=args.width)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    steps_per_epoch = math.ceil(len(xtr) / args.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
+                                                steps_per_epoch=steps_per_epoch, pct_start=0.2)
+    gen = torch.Generator().manual_seed(args.seed)
+    state = {"epoch": 0, "best_acc": 0.0, "history": []}
+    ckpt = args.work / "last.pt"
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(saved["model"]); opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"]); gen.set_state(saved["gen"]); state = saved["state"]
+        print(f"resuming after epoch {state['epoch']} (best val acc {state['best_acc']:.4f})")
+
+    for epoch in range(state["epoch"], args.epochs):
+        model.train()
+        perm = torch.randperm(len(xtr), generator=gen)
+        t0, total, correct, seen = time.time(), 0.0, 0, 0
+        bar = tqdm(range(0, len(xtr), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
+        for i in bar:
+            idx = perm[i:i + args.batch]
+            xb, yb = augment(xtr[idx], gen), ytr[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, weight=class_w, label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step(); sched.step()
+            total += float(loss) * len(idx); seen += len(idx); correct += int((logits.argmax(1) == yb).sum())
+            bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}")
+        val_logits = predict_logits(model, xva)
+        acc = float((val_logits.argmax(1) == yva).float().mean())
+        state["history"].append({"epoch": epoch + 1, "train_loss": total / seen, "train_acc": correct / seen,
+                                 "val_acc": acc, "seconds": time.time() - t0})
+        print(json.dumps(state["history"][-1]), flush=True)
+        if acc > state["best_acc"]:
+            state["best_acc"] = acc
+            torch.save(model.state_dict(), args.work / "best.pt")
+        state["epoch"] = epoch + 1
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "gen": gen.get_state(), "state": state}, ckpt)
+
+    model.load_state_dict(torch.load(args.work / "best.pt"))
+    val_logits = predict_logits(model, xva)
+    temperature = fit_temperature(val_logits, yva)
+    tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    meta = {"width": str(args.width), "temperature": f"{temperature:.6f}", "labels": ",".join(EMOTIONS),
+            "best_val_acc": f"{state['best_acc']:.4f}", "epochs": str(args.epochs), "seed": str(args.seed)}
+    save_file(tensors, args.out / "fer_cnn.safetensors", metadata=meta)
+    (args.out / "train_history.json").write_text(json.dumps(state["history"], indent=1))
+    print(f"exported {args.out / 'fer_cnn.safetensors'}: val acc {state['best_acc']:.4f}, T={temperature:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Turn whatever audio a user gives into mono float32 at 16 kHz, and find the speech in it.
+
+Accepted: ``(sample_rate, samples)`` as Gradio gives (any int or float dtype, mono ``(n,)`` or
+multi-channel ``(n, c)``), ``{"raw": samples, "sampling_rate": sr}`` as transformers pipelines take, a
+file path (wav/flac/ogg through soundfile; other formats through librosa/ffmpeg where ffmpeg exists),
+or the encoded bytes of such a file.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import InputError
+
+TARGET_SR = 16_000
+MAX_WINDOW_S = 10.0      # analyse at most this much: the most voiced window
+MIN_SPEECH_S = 0.5       # less speech than this is "silence"
+MAX_INPUT_S = 60 * 60    # refuse more than an hour of audio
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+
+@dataclass
+class Audio:
+    samples: np.ndarray        # float32 mono in [-1, 1] at TARGET_SR
+    sample_rate: int = TARGET_SR
+    source_rate: int = TARGET_SR
+    notes: list[str] = field(default_factory=list)
+    clipped: float = 0.0       # share of samples at full scale
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def _read_file(data: bytes | Path) -> tuple[int, np.ndarray]:
+    import soundfile as sf
+
+    try:
+        samples, sr = sf.read(io.BytesIO(data) if isinstance(data, bytes) else str(data), always_2d=False)
+        return int(sr), samples
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        if shutil.which("ffmpeg") is None:
+            raise InputError("the audio file is corrupt or in a format that needs ffmpeg (install ffmpeg for "
+                             f"mp3/m4a/webm; wav, flac and ogg work without it): {str(exc)[:120]}") from exc
+        import librosa
+
+        try:
+            if isinstance(data, bytes):
+                raise InputError("compressed audio bytes other than wav/flac/ogg must be passed as a file path")
+            samples, sr = librosa.load(str(data), sr=None, mono=False)
+            return int(sr), np.asarray(samples).T
+        except InputError:
+            raise
+        except Exception as exc2:  # noqa: BLE001 - decoders raise many types
+            raise InputError(f"the audio file could not be decoded ({type(exc2).__name__})") from exc2
+
+
+def _unpack(audio: Any) -> tuple[int, np.ndarray]:
+    if isinstance(audio, dict):
+        raw = audio.get("raw", audio.get("array"))
+        sr = audio.get("sampling_rate", audio.get("sample_rate"))
+        if raw is None or sr is None:
+            raise InputError('an audio dict needs "raw" (samples) and "sampling_rate"')
+        return int(sr), np.asarray(raw)
+    if isinstance(audio, tuple) and len(audio) == 2:
+        a, b = audio
+        if np.isscalar(a) and not np.isscalar(b):
+            return int(a), np.asarray(b)
+        if np.isscalar(b) and not np.isscalar(a):
+            return int(b), np.asarray(a)
+        raise InputError("audio as a tuple must be (sample_rate, samples)")
+    if isinstance(audio, (str, Path)):
+        path = Path(audio)
+        if not path.is_file():
+            raise InputError(f"no audio file at {path}")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InputError(f"the audio file is larger than {MAX_FILE_BYTES // 2**20} MB")
+        return _read_file(path)
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        return _read_file(bytes(audio))
+    if isinstance(audio, np.ndarray):
+        raise InputError("the sample rate is unknown: pass (sample_rate, samples) or {'raw': ..., 'sampling_rate': ...}")
+    raise InputError(f"audio must be (sample_rate, samples), a dict, a file path or bytes, not {type(audio).__name__}")
+
+
+def to_mono_16k(audio: Any) -> Audio:
+    """Decode, check, downmix, scale to [-1, 1] and resample (soxr, high quality) to 16 kHz."""
+    import soxr
+
+    sr, x = _unpack(audio)
+    if not 1_000 <= sr <= 768_000:
+        raise InputError(f"the sample rate {sr} Hz is not plausible (expected 8,000–192,000 Hz)")
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise InputError(f"audio samples must be real numbers, not {x.dtype}")
+    if x.ndim == 2:
+        if x.shape[0] <= 8 < x.shape[1]:  # (channels, n) → (n, channels)
+            x = x.T
+        notes = [f"{x.shape[1]} channels mixed down to mono"] if x.shape[1] > 1 else []
+    elif x.ndim == 1:
+        notes = []
+    else:
+        raise InputError(f"audio samples must be (n,) or (n, channels); got shape {x.shape}")
+    if x.size == 0:
+        raise InputError("the audio is empty (no samples)")
+    if x.shape[0] / sr > MAX_INPUT_S:
+        raise InputError(f"the audio is longer than {MAX_INPUT_S // 60} minutes")
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        y = x.astype(np.float32)
+        if info.min == 0:  # unsigned PCM (uint8)
+            y = (y - (info.max + 1) / 2) / ((info.max + 1) / 2)
+        else:
+            y = y / float(-info.min)
+    else:
+        y = x.astype(np.float32)
+        if not np.isfinite(y).all():
+            raise InputError("the audio contains NaN or infinite samples")
+        peak = float(np.abs(y).max())
+        if peak > 1.0:
+            if peak <= 32768.0 and np.allclose(y, np.round(y)):
+                y = y / 32768.0
+                notes.append("float samples looked like 16-bit integers and were rescaled")
+            else:
+                y = y / peak
+                notes.append("float samples beyond [-1, 1] were normalised")
+    if y.ndim == 2:
+        y = y.mean(axis=1)
+    clipped = float(np.mean(np.abs(y) >= 0.999))
+    if sr != TARGET_SR:
+        y = soxr.resample(y, sr, TARGET_SR, quality="HQ").astype(np.float32)
+    return Audio(np.clip(y, -1, 1), TARGET_SR, sr, notes, clipped)
+
+
+@dataclass
+class SpeechActivity:
+    """Where the speech is: a boolean per 20-ms frame, plus summary numbers."""
+
+    frames: np.ndarray          # bool per frame (hop 320 samples = 20 ms)
+    speech_seconds: float
+    speech_ratio: float
+    loudness_dbfs: float        # RMS level of the speech frames
+
+    HOP = 320
+
+
+def detect_speech(audio: Audio) -> SpeechActivity:
+    """Energy-based voice activity: frames within 35 dB of the peak that are not steady noise or a tone.
+
+    librosa finds the non-silent intervals; a frame then counts as speech only where the signal also
+    varies (speech has syllable-rate level changes) and is not spectrally flat (white noise).
+    """
+    import librosa
+
+    y, hop = audio.samples, SpeechActivity.HOP
+    n_frames = 1 + len(y) // hop
+    active = np.zeros(n_frames, bool)
+    if len(y) < 2 * hop or float(np.abs(y).max()) < 1e-4:
+        return SpeechActivity(active, 0.0, 0.0, -120.0)
+    for start, end in librosa.effects.split(y, top_db=35, frame_length=2 * hop, hop_length=hop):
+        active[start // hop:(end + hop - 1) // hop] = True
+    rms = librosa.feature.rms(y=y, frame_length=2 * hop, hop_length=hop)[0][:n_frames]
+    db = 20 * np.log10(np.maximum(rms, 1e-6))
+    flat = librosa.feature.spectral_flatness(y=y, n_fft=2 * hop, hop_length=hop)[0][:n_frames]
+    active = active[:len(db)]
+    # Level variation over ~1 s windows: speech moves by > 6 dB, a tone or hum barely moves.
+    win = 50
+    pad = np.pad(db, (win // 2, win - win // 2 - 1), mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(pad, win)
+    spread = np.percentile(windows, 90, axis=1) - np.percentile(windows, 10, axis=1)
+    active &= (spread > 6.0) & (flat < 0.3)
+    speech_s = float(active.sum() * hop / audio.sample_rate)
+    loud = float(20 * np.log10(np.sqrt(np.mean(rms[active] ** 2)) + 1e-9)) if active.any() else -120.0
+    return SpeechActivity(active, speech_s, speech_s / max(audio.seconds, 1e-9), loud)
+
+
+def most_voiced_window(audio: Audio, activity: SpeechActivity, seconds: float = MAX_WINDOW_S) -> tuple[int, int]:
+    """(start, end) sample indices of the ``seconds``-long window with the most speech."""
+    hop = SpeechActivity.HOP
+    width = int(seconds * audio.sample_rate / hop)
+    if len(activity.frames) <= width:
+        return 0, len(audio.samples)
+    counts = np.convolve(activity.frames.astype(np.int32), np.ones(width, np.int32), mode="valid")
+    start = int(np.argmax(counts)) * hop
+    return start, min(len(audio.samples), start + width * hop)

@@ -1,0 +1,182 @@
+"""Face encoder: detect the face, crop it, and read its expression with our FER2013-trained CNN.
+
+preprocess (any image → RGB → grey, downscale, detect, square crop 48×48) → forward (CNN with
+flip test-time augmentation) → postprocess (temperature-calibrated softmax, detection quality).
+``FaceEncoder(model="trpakov/vit-face-expression")`` or a local folder uses a transformers
+image-classification model instead, its labels mapped into EMOTIONS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .base import Encoder, InputError, guard
+from .face_detection import FaceBox, FaceDetector, make_detector, square_crop
+from .face_net import FaceExpressionNet
+from .heads import softmax
+from .image_io import downscale, to_rgb
+from .labels import EMOTIONS, FER2013, LabelMap, label_map_for
+from .reading import ModalityReading, Status
+
+FACE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face" / "fer_cnn.safetensors"
+MIN_IMAGE_SIDE = 24
+
+
+@dataclass
+class FaceCrop:
+    crop: np.ndarray         # grey uint8 (48, 48) for our CNN
+    rgb_crop: np.ndarray     # RGB crop at the detector's resolution, for hub models
+    box: FaceBox | None      # in the caller's image coordinates; None when detection was skipped
+    quality: float
+    notes: list[str]
+
+
+def face_quality(box: FaceBox, image_shape: tuple[int, ...]) -> float:
+    """Detection quality 0..1: small faces and weak detections count less."""
+    size_q = float(np.clip(min(box.w, box.h) / 96, 0.3, 1.0))
+    score_q = float(1 / (1 + np.exp(-(box.score - 1.0)))) if box.detector.startswith("haar") else box.score
+    profile_q = 0.8 if box.detector == "haar-profile" else 1.0
+    return round(size_q * (0.5 + 0.5 * score_q) * profile_q, 3)
+
+
+def prepare_face(image: Any, detector: FaceDetector, detect_face: bool = True) -> FaceCrop | ModalityReading:
+    import cv2
+
+    rgb = to_rgb(image)
+    h, w = rgb.shape[:2]
+    if not detect_face:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        crop = cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA if min(h, w) > 48 else cv2.INTER_LINEAR)
+        return FaceCrop(crop, rgb, None, 1.0, [])
+    if min(h, w) < MIN_IMAGE_SIDE:
+        return ModalityReading.failed("face", Status.NO_FACE,
+                                      f"the image is too small ({w}×{h} pixels) to find a face in")
+    small, scale = downscale(rgb)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    if grey.std() < 2.0:
+        return ModalityReading.failed("face", Status.NO_FACE, "the image is blank (one flat colour): no face found")
+    faces = detector.detect(grey)
+    if not faces:
+        return ModalityReading.failed("face", Status.NO_FACE,
+                                      "no face found: face the camera in good light, or crop the photo to the face")
+    box = faces[0]
+    notes = [f"{len(faces)} faces found; reading the largest"] if len(faces) > 1 else []
+    if scale < 1:
+        notes.append(f"image downscaled from {w}×{h} for detection")
+    crop = square_crop(grey, box)
+    x0, y0 = max(box.x, 0), max(box.y, 0)
+    rgb_crop = small[y0:y0 + box.h, x0:x0 + box.w]
+    full_box = FaceBox(*(int(round(v / scale)) for v in box.as_tuple()), score=box.score, detector=box.detector)
+    return FaceCrop(crop, rgb_crop, full_box, face_quality(box, grey.shape), notes)
+
+
+class FaceBackend:
+    name: str
+    label_map: LabelMap
+
+    def probabilities(self, crops: list[FaceCrop]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FerCnnBackend(FaceBackend):
+    """Our CNN (``models/face/fer_cnn.safetensors``), flip test-time augmentation, temperature scaling."""
+
+    label_map = FER2013
+
+    def __init__(self, weights: Path = FACE_WEIGHTS) -> None:
+        from safetensors import safe_open
+
+        if not weights.exists():
+            raise FileNotFoundError(f"the face model {weights} is missing; reinstall moodtune")
+        with safe_open(str(weights), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        self.net = FaceExpressionNet(width=int(meta.get("width", 32)))
+        self.net.load_state_dict(state)
+        self.net.eval()
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.name = f"moodtune-face-cnn (FER2013, val acc {meta.get('best_val_acc', '?')})"
+
+    @torch.inference_mode()
+    def logits(self, grey48: np.ndarray) -> np.ndarray:
+        """Logits (N, 7) for grey uint8 crops (N, 48, 48), averaged with their mirror images."""
+        x = torch.from_numpy(np.ascontiguousarray(grey48)).float().div_(255).unsqueeze(1)
+        return ((self.net(x) + self.net(torch.flip(x, dims=[3]))) / 2).numpy()
+
+    def probabilities(self, crops: list[FaceCrop]) -> np.ndarray:
+        return softmax(self.logits(np.stack([c.crop for c in crops])), self.temperature)
+
+
+class HubFaceBackend(FaceBackend):
+    """Any transformers image-classification model (hub id or local folder)."""
+
+    def __init__(self, ref: str) -> None:
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+        self.processor = AutoImageProcessor.from_pretrained(ref)
+        self.model = AutoModelForImageClassification.from_pretrained(ref).eval()
+        id2label = self.model.config.id2label
+        self.labels = [str(id2label[i]) for i in range(len(id2label))]
+        self.label_map = label_map_for(self.labels, name=ref)
+        self.name = ref
+
+    @torch.inference_mode()
+    def probabilities(self, crops: list[FaceCrop]) -> np.ndarray:
+        inputs = self.processor(images=[c.rgb_crop for c in crops], return_tensors="pt")
+        p = softmax(self.model(**inputs).logits.numpy())
+        return self.label_map.to_emotions(p)
+
+
+class FaceEncoder(Encoder[FaceBackend]):
+    """Facial expression from a photo or webcam frame.
+
+    ``predict(image)`` detects the largest face first; ``predict(image, detect_face=False)`` reads the
+    whole image as a face crop (e.g. FER2013's 48×48 images). The reading's ``extras["box"]`` is the
+    face box (x, y, w, h) in the input image, for drawing.
+    """
+
+    modality = "face"
+
+    def __init__(self, model: str | Path | None = None, *, detector: str = "haar", **detector_kw: Any) -> None:
+        super().__init__(model)
+        self._detector_spec = (detector, detector_kw)
+        self._detector: FaceDetector | None = None
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = make_detector(self._detector_spec[0], **self._detector_spec[1])
+        return self._detector
+
+    def _load_embedded(self) -> FaceBackend:
+        return FerCnnBackend()
+
+    def _load_transformers(self, ref: str) -> FaceBackend:
+        return HubFaceBackend(ref)
+
+    def _predict_many(self, xs: list[Any], detect_face: bool = True, **_: Any) -> list[ModalityReading]:
+        try:
+            detector = self.detector if detect_face else None
+        except InputError as exc:
+            return [ModalityReading.failed(self.modality, Status.UNSUPPORTED, str(exc)) for _ in xs]
+        prepared = [guard(self.modality, lambda x: prepare_face(x, detector, detect_face), x) for x in xs]
+        crops = [p for p in prepared if isinstance(p, FaceCrop)]
+        backend = self.backend if crops else None
+        probs = iter(backend.probabilities(crops)) if crops else iter(())
+        out: list[ModalityReading] = []
+        for p in prepared:
+            if not isinstance(p, FaceCrop):
+                out.append(p)
+                continue
+            extras: dict[str, Any] = {}
+            if p.box is not None:
+                extras = {"box": p.box.as_tuple(), "detector": p.box.detector, "detector_score": round(p.box.score, 3)}
+            out.append(ModalityReading.from_probs(self.modality, next(probs), coverage=backend.label_map.coverage,
+                                                  quality=p.quality, message="; ".join(p.notes), model=backend.name,
+                                                  extras=extras))
+        return out

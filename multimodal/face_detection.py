@@ -1,0 +1,129 @@
+"""Face detection: OpenCV Haar cascades (frontal, then profile both ways), the largest face wins.
+
+An optional MediaPipe backend (``pip install moodtune[mediapipe]``) uses the Tasks FaceDetector
+with a BlazeFace model file the user supplies (``MOODTUNE_BLAZEFACE`` or ``model_path=``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+
+from .base import InputError
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A detected face in the coordinates of the image the caller passed in."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 1.0
+    detector: str = "haar-frontal"
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.w, self.h)
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, grey: np.ndarray) -> list[FaceBox]: ...
+
+
+@lru_cache(maxsize=None)
+def _cascade(name: str):
+    import cv2
+
+    path = os.path.join(cv2.data.haarcascades, name)
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV's {name} is missing; install opencv-python-headless<5 (5.x dropped the cascades)")
+    return cascade
+
+
+class HaarFaceDetector:
+    """Frontal cascade with histogram equalisation; profile cascade (and its mirror) as a fallback."""
+
+    name = "haar"
+
+    def __init__(self, min_face_fraction: float = 0.06, min_neighbors: int = 5) -> None:
+        self.min_face_fraction = min_face_fraction
+        self.min_neighbors = min_neighbors
+
+    def _run(self, cascade_name: str, grey: np.ndarray, label: str) -> list[FaceBox]:
+        side = max(24, int(min(grey.shape) * self.min_face_fraction))
+        boxes, _, weights = _cascade(cascade_name).detectMultiScale3(
+            grey, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(side, side), outputRejectLevels=True)
+        return [FaceBox(int(x), int(y), int(w), int(h), float(s), label)
+                for (x, y, w, h), s in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1))]
+
+    def detect(self, grey: np.ndarray) -> list[FaceBox]:
+        import cv2
+
+        eq = cv2.equalizeHist(grey)
+        faces = self._run("haarcascade_frontalface_default.xml", eq, "haar-frontal")
+        if not faces:
+            faces = self._run("haarcascade_profileface.xml", eq, "haar-profile")
+            width = grey.shape[1]
+            mirrored = self._run("haarcascade_profileface.xml", np.ascontiguousarray(eq[:, ::-1]), "haar-profile")
+            faces += [FaceBox(width - f.x - f.w, f.y, f.w, f.h, f.score, f.detector) for f in mirrored]
+        return sorted(faces, key=lambda f: -f.w * f.h)
+
+
+class MediaPipeFaceDetector:
+    """MediaPipe Tasks FaceDetector (BlazeFace short range). Needs the model file; never downloads."""
+
+    name = "mediapipe"
+
+    def __init__(self, model_path: str | None = None, min_score: float = 0.5) -> None:
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError as exc:
+            raise InputError("the MediaPipe backend needs: pip install 'moodtune[mediapipe]'") from exc
+        model_path = model_path or os.environ.get("MOODTUNE_BLAZEFACE")
+        if not model_path or not os.path.isfile(model_path):
+            raise InputError("the MediaPipe backend needs a BlazeFace model file (blaze_face_short_range.tflite); "
+                             "pass model_path= or set MOODTUNE_BLAZEFACE")
+        self._mp = mp
+        self._detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=model_path), min_detection_confidence=min_score))
+
+    def detect(self, grey: np.ndarray) -> list[FaceBox]:
+        rgb = np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+        result = self._detector.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        boxes = [FaceBox(d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.width,
+                         d.bounding_box.height, float(d.categories[0].score), "mediapipe") for d in result.detections]
+        return sorted(boxes, key=lambda f: -f.w * f.h)
+
+
+DETECTORS = {"haar": HaarFaceDetector, "mediapipe": MediaPipeFaceDetector}
+
+
+def make_detector(name: str = "haar", **kw) -> FaceDetector:
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    return DETECTORS[name](**kw)
+
+
+def square_crop(grey: np.ndarray, box: FaceBox, margin: float = 0.12, size: int = 48) -> np.ndarray:
+    """A square crop around the box, enlarged by ``margin`` on each side, padded at the borders, resized."""
+    import cv2
+
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    half = max(box.w, box.h) * (0.5 + margin)
+    x0, y0, x1, y1 = int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half))
+    pad = max(0, -x0, -y0, x1 - grey.shape[1], y1 - grey.shape[0])
+    if pad:
+        grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+    crop = grey[y0:y1, x0:x1]
+    interp = cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)

@@ -1,0 +1,26 @@
+"""Mood → audio-feature targets → ranked, diverse tracks from a catalog."""
+
+from __future__ import annotations
+
+from .catalog import FEATURES, Catalog, CatalogError, Track
+from .ranking import rank
+from .session import Session
+from .targets import STRATEGIES, Target, target_from_va, target_path
+
+
+def recommend_tracks(valence: float, arousal: float, catalog: Catalog | None = None, *, n: int = 10,
+                     strategy: str = "match", session: Session | None = None, mmr_lambda: float = 0.7,
+                     max_per_artist: int = 2) -> list[Track]:
+    """Rank ``catalog`` (default: the embedded one) for a mood given as valence and arousal (−1..1)."""
+    catalog = catalog if catalog is not None else Catalog.default()
+    targets = target_path(valence, arousal, n, strategy)
+    exclude: set[str] = set()
+    if session is not None:
+        targets = session.apply(targets)
+        session.last_target = target_from_va(valence, arousal)
+        exclude = set(session.skipped)
+    return rank(catalog, targets, n=n, mmr_lambda=mmr_lambda, max_per_artist=max_per_artist, exclude=exclude)
+
+
+__all__ = ["FEATURES", "STRATEGIES", "Catalog", "CatalogError", "Session", "Target", "Track", "rank",
+           "recommend_tracks", "target_from_va", "target_path"]

@@ -1,0 +1,195 @@
+"""Tracks and catalogs: the embedded default and CSV files in the common Spotify-feature schemas."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_CATALOG = DATA_DIR / "spotify_songs_sample.csv"
+
+#: The audio features every catalog carries (ranges are checked on import).
+FEATURES: dict[str, tuple[float, float]] = {
+    "valence": (0.0, 1.0), "energy": (0.0, 1.0), "danceability": (0.0, 1.0), "tempo": (30.0, 250.0),
+    "acousticness": (0.0, 1.0), "mode": (0.0, 1.0),
+}
+OPTIONAL_FEATURES = ("loudness", "speechiness", "instrumentalness", "liveness", "popularity")
+
+#: Column names used by the public schemas (TidyTuesday spotify_songs.csv, Kaggle "Spotify Tracks
+#: Dataset", Kaggle "Spotify 1921–2020" data.csv, our own library scans), first match wins.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("track_id", "id", "spotify_id", "uri"),
+    "name": ("track_name", "name", "title", "song"),
+    "artist": ("track_artist", "artists", "artist", "artist_name", "artist_names"),
+    "genre": ("playlist_genre", "track_genre", "genre", "genres"),
+    "popularity": ("track_popularity", "popularity"),
+    "path": ("path",),
+}
+REQUIRED = ("id", "name", "artist")
+
+
+class CatalogError(ValueError):
+    """A catalog file cannot be used (missing columns, unreadable file)."""
+
+
+@dataclass(frozen=True)
+class Track:
+    """One recommended (or catalog) track. ``explanation`` says why it was chosen."""
+
+    id: str
+    name: str
+    artist: str
+    genre: str
+    features: dict[str, float]
+    score: float = 0.0
+    explanation: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spotify_url(self) -> str | None:
+        return f"https://open.spotify.com/track/{self.id}" if _is_spotify_id(self.id) else None
+
+    @property
+    def embed_url(self) -> str | None:
+        return f"https://open.spotify.com/embed/track/{self.id}" if _is_spotify_id(self.id) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "artist": self.artist, "genre": self.genre,
+                "features": self.features, "score": self.score, "explanation": self.explanation,
+                "spotify_url": self.spotify_url, **({"extras": self.extras} if self.extras else {})}
+
+
+def _is_spotify_id(track_id: str) -> bool:
+    return len(track_id) == 22 and track_id.isalnum()
+
+
+def _first_artist(value: Any) -> str:
+    text = str(value).strip()
+    if text.startswith("[") and text.endswith("]"):  # Kaggle 1921-2020: "['A', 'B']"
+        try:
+            names = ast.literal_eval(text)
+            return ", ".join(map(str, names)) if isinstance(names, (list, tuple)) else text
+        except (ValueError, SyntaxError):
+            return text.strip("[]'\"")
+    return text.replace(";", ", ")  # Kaggle Tracks Dataset: "A;B"
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    kept: int = 0
+    skipped_missing: int = 0
+    skipped_out_of_range: int = 0
+    merged_duplicates: int = 0
+
+    def __str__(self) -> str:
+        return (f"{self.kept:,} tracks from {self.rows:,} rows ({self.skipped_missing:,} skipped for missing values, "
+                f"{self.skipped_out_of_range:,} for out-of-range features, {self.merged_duplicates:,} duplicates merged)")
+
+
+class Catalog:
+    """A table of tracks with audio features, held as a pandas DataFrame plus a numpy feature matrix."""
+
+    def __init__(self, frame: pd.DataFrame, name: str = "catalog", report: ImportReport | None = None) -> None:
+        missing = [c for c in (*REQUIRED, "genre", *FEATURES) if c not in frame.columns]
+        if missing:
+            raise CatalogError(f"catalog frame lacks columns {missing}")
+        self.frame = frame.reset_index(drop=True)
+        self.name = name
+        self.report = report or ImportReport(rows=len(frame), kept=len(frame))
+        self.matrix = self.frame[list(FEATURES)].to_numpy(dtype=np.float64)
+        self.artists = self.frame["artist"].to_numpy(dtype=object)
+        self.genres = self.frame["genre"].to_numpy(dtype=object)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __iter__(self) -> Iterator[Track]:
+        return (self.track(i) for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.name!r}, {len(self):,} tracks)"
+
+    def track(self, i: int, **kw: Any) -> Track:
+        row = self.frame.iloc[int(i)]
+        feats = {k: float(row[k]) for k in FEATURES}
+        feats.update({k: float(row[k]) for k in OPTIONAL_FEATURES if k in row and pd.notna(row[k])})
+        extras = {"path": row["path"]} if "path" in row and pd.notna(row.get("path")) else {}
+        if "estimated" in row and bool(row["estimated"]):
+            extras["estimated"] = True
+        return Track(id=str(row["id"]), name=str(row["name"]), artist=str(row["artist"]), genre=str(row["genre"]),
+                     features=feats, extras={**extras, **kw.pop("extras", {})}, **kw)
+
+    def index_of(self, track_id: str) -> int | None:
+        hits = np.flatnonzero(self.frame["id"].to_numpy() == track_id)
+        return int(hits[0]) if len(hits) else None
+
+    # -- loading -----------------------------------------------------------------------------------
+    @classmethod
+    def default(cls) -> "Catalog":
+        """The embedded catalog: 2,980 real tracks with Spotify audio features (see recommend/data/SOURCES.md)."""
+        return cls.from_csv(DEFAULT_CATALOG, name="embedded (TidyTuesday Spotify songs sample)")
+
+    @classmethod
+    def from_csv(cls, path: str | Path, name: str | None = None) -> "Catalog":
+        """Load a CSV in any of the known schemas; bad rows are skipped and counted in ``catalog.report``."""
+        path = Path(path)
+        try:
+            raw = pd.read_csv(path, low_memory=False)
+        except FileNotFoundError as exc:
+            raise CatalogError(f"no catalog file at {path}") from exc
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise CatalogError(f"{path} is not a readable CSV file ({exc})") from exc
+        return cls.from_frame(raw, name=name or path.name)
+
+    @classmethod
+    def from_frame(cls, raw: pd.DataFrame, name: str = "catalog") -> "Catalog":
+        cols = {c.strip().lower(): c for c in raw.columns}
+        frame = pd.DataFrame(index=raw.index)
+        for key, options in ALIASES.items():
+            src = next((cols[o] for o in options if o in cols), None)
+            if src is not None:
+                frame[key] = raw[src]
+        for feat in (*FEATURES, *OPTIONAL_FEATURES):
+            if feat in cols and feat not in frame:
+                frame[feat] = pd.to_numeric(raw[cols[feat]], errors="coerce")
+        if "estimated" in cols:
+            frame["estimated"] = raw[cols["estimated"]].astype(bool)
+        absent = [k for k in REQUIRED if k not in frame] + [f for f in FEATURES if f not in frame]
+        if absent:
+            raise CatalogError(f"the catalog lacks required columns {absent}; it needs an id, a name, an artist and "
+                               f"the features {', '.join(FEATURES)} (known spellings: "
+                               + "; ".join(f"{k}: {'/'.join(v)}" for k, v in ALIASES.items() if k in REQUIRED) + ")")
+        report = ImportReport(rows=len(frame))
+        if "genre" not in frame:
+            frame["genre"] = "unknown"
+        frame["genre"] = frame["genre"].fillna("unknown").astype(str).str.strip()
+        frame["artist"] = frame["artist"].map(_first_artist)
+        frame["name"] = frame["name"].astype(str).str.strip()
+        frame["id"] = frame["id"].astype(str).str.strip().str.replace("spotify:track:", "", regex=False)
+        needed = list(REQUIRED) + list(FEATURES)
+        bad_missing = frame[needed].isna().any(axis=1) | frame["id"].isin(["", "nan"])
+        report.skipped_missing = int(bad_missing.sum())
+        frame = frame[~bad_missing]
+        in_range = np.ones(len(frame), bool)
+        for feat, (lo, hi) in FEATURES.items():
+            in_range &= frame[feat].between(lo, hi).to_numpy()
+        report.skipped_out_of_range = int((~in_range).sum())
+        frame = frame[in_range]
+        before = len(frame)
+        frame = frame.drop_duplicates(subset="id", keep="first")
+        key = frame["name"].str.lower() + "\x00" + frame["artist"].str.lower()
+        frame = frame[~key.duplicated(keep="first")]
+        report.merged_duplicates = before - len(frame)
+        report.kept = len(frame)
+        return cls(frame, name=name, report=report)
+
+    @classmethod
+    def concat(cls, catalogs: list["Catalog"], name: str = "combined") -> "Catalog":
+        frame = pd.concat([c.frame for c in catalogs], ignore_index=True).drop_duplicates(subset="id")
+        return cls(frame, name=name)

@@ -1,0 +1,111 @@
+"""The text encoder on real sentences, with the embedded model."""
+
+import numpy as np
+import pytest
+
+from multimodal import EMOTIONS, Status, TextEncoder
+from multimodal.text import clean_text, prepare_text
+
+from .conftest import needs_data
+
+TOP2 = [
+    ("I am furious with you", {"angry"}),
+    ("This makes me so angry I could scream", {"angry"}),
+    ("I'm so happy today, everything is wonderful", {"happy"}),
+    ("so proud of myself!!", {"happy"}),
+    ("I feel so lonely and sad since she left", {"sad"}),
+    ("I'm terrified of what the doctor will say", {"fear"}),
+    ("I'm scared and nervous about tomorrow", {"fear"}),
+    ("Wow, I did not expect that at all!", {"surprise"}),
+    ("That is disgusting, I feel sick looking at it", {"disgust"}),
+    ("😭😭😭", {"sad"}),
+    ("😡", {"angry"}),
+]
+
+
+@pytest.mark.parametrize("sentence,expected", TOP2)
+def test_mood_sentences_have_the_expected_emotion_in_the_top_two(text_encoder, sentence, expected):
+    r = text_encoder.predict(sentence)
+    assert r.ok, r.message
+    top2 = {e for e, _ in sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:2]}
+    assert expected & top2, (sentence, r.probabilities)
+
+
+def test_furious_is_angry_on_top(text_encoder):
+    assert text_encoder.predict("I am furious with you").top_emotion == "angry"
+
+
+def test_distributions_are_calibrated_not_one_hot(text_encoder):
+    for sentence, _ in TOP2[:6]:
+        r = text_encoder.predict(sentence)
+        ranked = sorted(r.probabilities.values(), reverse=True)
+        assert ranked[0] < 0.999 and ranked[1] > 1e-3  # the runner-up keeps some mass
+        assert sum(r.probabilities.values()) == pytest.approx(1.0)
+        assert 0 < r.confidence < 1
+
+
+def test_negation_moves_away_from_happy(text_encoder):
+    plain = text_encoder.predict("I am happy")
+    negated = text_encoder.predict("I am not happy at all")
+    assert negated.probabilities["happy"] < plain.probabilities["happy"]
+
+
+@pytest.mark.parametrize("bad,status", [("", Status.EMPTY), ("   \n\t ", Status.EMPTY), ("!!! ...", Status.EMPTY),
+                                        (42, Status.INVALID), (["a list"], Status.INVALID),
+                                        (bytes(range(256)) * 4, Status.INVALID)])
+def test_bad_text_gives_a_status_not_an_exception(text_encoder, bad, status):
+    r = text_encoder.predict(bad)
+    assert r.status == status and r.message
+
+
+def test_long_text_is_chunked_and_says_so(text_encoder):
+    long = ("I am so angry about the delays and nobody listens to me. " * 900)[:50_000]
+    r = text_encoder.predict(long)
+    assert r.ok and r.extras["chunks"] > 1
+    assert "pieces" in r.message
+    assert r.top_emotion == "angry"
+
+
+def test_non_english_text_counts_less_and_says_so(text_encoder):
+    r = text_encoder.predict("Ich bin heute wirklich sehr traurig und möchte mit niemandem sprechen")
+    assert r.ok and r.quality < 0.5 and "not English" in r.message
+    r = text_encoder.predict("我今天非常难过，不想和任何人说话")
+    assert r.ok and r.quality < 0.5
+    assert text_encoder.predict("ugh, Mondays").quality == 1.0
+
+
+def test_control_characters_are_stripped_and_emoji_spelled_out():
+    assert clean_text("hi\x00\x07 there\u200b 😭") == "hi there loudly crying face"
+    assert prepare_text(b"I feel fine").text == "I feel fine"
+
+
+def test_batch_gives_one_reading_per_input_in_order(text_encoder):
+    rs = text_encoder.predict_batch(["I am furious", "", None, "I love this so much"])
+    assert [r.status for r in rs] == [Status.OK, Status.EMPTY, Status.MISSING, Status.OK]
+    assert rs[0].top_emotion == "angry" and rs[3].top_emotion == "happy"
+
+
+def test_batch_equals_single(text_encoder):
+    single = text_encoder.predict("I can't stop crying").vector
+    batch = text_encoder.predict_batch(["I am fine", "I can't stop crying"])[1].vector
+    assert np.allclose(single, batch, atol=1e-5)
+
+
+def test_a_missing_hub_model_falls_back_to_the_embedded_default_with_a_message():
+    enc = TextEncoder("no-such-user/no-such-emotion-model")
+    r = enc.predict("I am furious with you")
+    assert r.ok and r.top_emotion == "angry"
+    assert "embedded default" in r.message
+
+
+@needs_data
+def test_dair_validation_sample_accuracy(text_encoder, data_dir):
+    from multimodal.datasets import load_text_split
+
+    split = load_text_split(data_dir, "dair", "val")
+    idx = np.random.default_rng(0).choice(len(split), 500, replace=False)
+    readings = text_encoder.predict_batch([split.texts[i] for i in idx])
+    covered = np.where(split.coverage, np.stack([r.vector for r in readings]), 0)
+    gold = [EMOTIONS.index(split.labels[i][0]) for i in idx]
+    acc = float(np.mean(covered.argmax(1) == np.array(gold)))
+    assert acc >= 0.70, acc
