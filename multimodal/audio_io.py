@@ -50,9 +50,9 @@ def _read_file(data: bytes | Path) -> tuple[int, np.ndarray]:
                              f"mp3/m4a/webm; wav, flac and ogg work without it): {str(exc)[:120]}") from exc
         import librosa
 
+        if isinstance(data, bytes):
+            raise InputError("the audio data is corrupt or not wav/flac/ogg (pass other formats as a file path)")
         try:
-            if isinstance(data, bytes):
-                raise InputError("compressed audio bytes other than wav/flac/ogg must be passed as a file path")
             samples, sr = librosa.load(str(data), sr=None, mono=False)
             return int(sr), np.asarray(samples).T
         except InputError:

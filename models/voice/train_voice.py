@@ -56,8 +56,9 @@ def train_head(name: str, x: np.ndarray, y: np.ndarray, speakers: np.ndarray, ou
     per_speaker = {s: float(balanced_accuracy_score(y[speakers == s], pred[speakers == s])) for s in sorted(set(speakers))}
     scaler = StandardScaler().fit(x)
     clf = LogisticRegression(C=best_c, class_weight="balanced", max_iter=3000).fit(scaler.transform(x), y)
-    save_file({"mean": scaler.mean_.astype(np.float32), "scale": scaler.scale_.astype(np.float32),
-               "weight": clf.coef_.astype(np.float32), "bias": clf.intercept_.astype(np.float32)},
+    tensors = {"mean": scaler.mean_, "scale": scaler.scale_, "weight": clf.coef_, "bias": clf.intercept_}
+    # C order matters: sklearn's coef_ can be Fortran-ordered and safetensors stores the raw buffer
+    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
               str(out_dir / f"{name}.safetensors"),
               metadata={"labels": ",".join(clf.classes_), "temperature": f"{temperature:.5f}", "C": str(best_c),
                         "loso_balanced_accuracy": f"{bacc:.4f}", "features": name})

@@ -1,0 +1,205 @@
+"""moodtune web demo: show your face, speak, type; see the fused mood and play music that fits.
+
+A thin Gradio front end over :class:`fusion.MoodEngine`; run ``moodtune demo`` or ``python app_gradio.py``.
+Binds 127.0.0.1, no share link, analytics off; uploads are deleted as soon as they are read.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import html  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fusion import MoodEngine, MoodReading  # noqa: E402
+from multimodal import EMOTIONS  # noqa: E402
+from multimodal.live import EmaSmoother  # noqa: E402
+from recommend import Session, Track  # noqa: E402
+
+MAX_UPLOAD = "25mb"
+PRIVACY_NOTE = ("**Runs on this computer; nothing is stored.** Your picture, voice and words are analysed in memory "
+                "and uploads are deleted as soon as they are read. Spotify players load from Spotify only if you turn them on.")
+SIGNAL_NAMES = {"face": "face", "voice": "voice (how you sound)", "text": "typed text", "speech_text": "spoken words"}
+
+_engine: MoodEngine | None = None
+
+
+def get_engine() -> MoodEngine:
+    global _engine
+    if _engine is None:
+        _engine = MoodEngine()
+    return _engine
+
+
+def _consume(path: str | None) -> bytes | None:
+    """Read an uploaded file into memory and delete it at once."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_bytes()
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def signal_bars(mood: MoodReading) -> pd.DataFrame:
+    rows = [{"signal": f"{SIGNAL_NAMES.get(m, m)} (w={mood.weights.get(m, 0):.2f})", "emotion": e, "probability": p}
+            for m, r in mood.readings.items() if r.ok for e, p in r.probabilities.items()]
+    rows += [{"signal": "fused", "emotion": e, "probability": p} for e, p in mood.probabilities.items()] if mood.ok else []
+    return pd.DataFrame(rows, columns=["signal", "emotion", "probability"])
+
+
+def va_points(mood: MoodReading) -> pd.DataFrame:
+    from multimodal import valence_arousal
+
+    rows = [{"signal": SIGNAL_NAMES.get(m, m), "valence": v, "arousal": a}
+            for m, r in mood.readings.items() if r.ok for v, a in [valence_arousal(r.vector)]]
+    if mood.ok:
+        rows.append({"signal": "fused", "valence": mood.valence, "arousal": mood.arousal})
+    return pd.DataFrame(rows, columns=["signal", "valence", "arousal"])
+
+
+def status_markdown(mood: MoodReading) -> str:
+    lines = [f"**{mood.summary()}**" if mood.ok else f"**{mood.message}**"]
+    for m, r in mood.readings.items():
+        state = f"{r.top_emotion} ({r.probabilities[r.top_emotion]:.0%})" if r.ok else r.status.value.replace("_", " ")
+        note = f" — {html.escape(r.message)}" if r.message else ""
+        lines.append(f"- **{SIGNAL_NAMES.get(m, m)}**: {state}, weight {mood.weights.get(m, 0):.2f}{note}")
+    if mood.agreement is not None:
+        lines.append(f"- signals agree: {mood.agreement:.0%}")
+    return "\n".join(lines)
+
+
+def tracks_frame(tracks: list[Track]) -> pd.DataFrame:
+    return pd.DataFrame([{"#": i, "track": t.name, "artist": t.artist, "genre": t.genre, "why": t.explanation,
+                          "link": t.spotify_url or ""} for i, t in enumerate(tracks, 1)],
+                        columns=["#", "track", "artist", "genre", "why", "link"])
+
+
+def players_html(tracks: list[Track], show_players: bool) -> str:
+    if not tracks:
+        return ""
+    if not show_players:
+        links = "".join(f'<li><a href="{html.escape(t.spotify_url)}" target="_blank" rel="noopener">'
+                        f"{html.escape(t.name)} — {html.escape(t.artist)}</a></li>" for t in tracks if t.spotify_url)
+        return f"<ol>{links}</ol>"
+    return "".join(f'<iframe src="{html.escape(t.embed_url)}" width="100%" height="80" frameborder="0" loading="lazy" '
+                   f'allow="encrypted-media" title="{html.escape(t.name)}"></iframe>' for t in tracks[:5] if t.embed_url)
+
+
+def _mood_outputs(mood: MoodReading, tracks: list[Track], show_players: bool):
+    label = {e: p for e, p in mood.probabilities.items()} if mood.ok else {"no usable signal": 1.0}
+    transcript = mood.readings.get("voice").extras.get("transcript", "") if "voice" in mood.readings else ""
+    choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
+    return (label, signal_bars(mood), va_points(mood), status_markdown(mood), transcript, tracks_frame(tracks),
+            players_html(tracks, show_players), gr.update(choices=choices, value=None))
+
+
+def analyze(image: str | None, audio: str | None, text: str | None, strategy: str, n: float, show_players: bool,
+            session: Session | None):
+    """Read every given signal, fuse, recommend. Uploaded files are read into memory and deleted."""
+    engine = get_engine()
+    image_bytes, audio_bytes = _consume(image), _consume(audio)
+    mood = engine.analyze(image=image_bytes, audio=audio_bytes, text=text or None)
+    session = session or Session()
+    tracks = engine.recommend(mood, n=int(n), strategy=strategy, session=session) if mood.ok else []
+    return (*_mood_outputs(mood, tracks, show_players), session, mood, tracks)
+
+
+def recommend(strategy: str, n: float, show_players: bool, session: Session | None, mood: MoodReading | None):
+    """Re-rank for the last mood (after a strategy change or feedback)."""
+    if mood is None or not mood.ok:
+        return (tracks_frame([]), "", gr.update(choices=[], value=None), session, [])
+    session = session or Session()
+    tracks = get_engine().recommend(mood, n=int(n), strategy=strategy, session=session)
+    choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
+    return (tracks_frame(tracks), players_html(tracks, show_players), gr.update(choices=choices, value=None),
+            session, tracks)
+
+
+def feedback(kind: str, choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
+             mood: MoodReading | None, tracks: list[Track] | None):
+    session = session or Session()
+    if choice is not None and tracks and 0 <= int(choice) < len(tracks):
+        (session.like if kind == "like" else session.skip)(tracks[int(choice)])
+    return recommend(strategy, n, show_players, session, mood)
+
+
+def live_face(frame, smoother: EmaSmoother | None):
+    """One webcam frame (about twice a second) → smoothed face reading."""
+    smoother = smoother or EmaSmoother()
+    if frame is None:
+        return gr.update(), "waiting for the camera…", smoother
+    reading = get_engine().face.predict(frame)
+    probs = smoother.update(reading)
+    note = "face found" if reading.ok else reading.message
+    return (probs or {"no face yet": 1.0}), note, smoother
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title="moodtune", delete_cache=(300, 600), analytics_enabled=False) as demo:
+        gr.Markdown("# moodtune\nShow your face, speak, and/or type how you feel. Any subset works.")
+        gr.Markdown(PRIVACY_NOTE)
+        session, mood_state, tracks_state, smoother = gr.State(None), gr.State(None), gr.State([]), gr.State(None)
+        with gr.Row():
+            with gr.Column():
+                image = gr.Image(sources=["webcam", "upload"], type="filepath", label="Your face (snapshot or photo)")
+                audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Your voice")
+                text = gr.Textbox(label="How do you feel?", placeholder="e.g. exhausted but hopeful", lines=2,
+                                  max_length=50_000, elem_id="mood-text")
+                with gr.Row():
+                    strategy = gr.Radio(["match", "uplift"], value="match", label="Music that…",
+                                        info="match: fits your mood · uplift: starts there and lifts it")
+                    n = gr.Slider(5, 20, value=10, step=1, label="Tracks")
+                show_players = gr.Checkbox(False, label="Show Spotify players (loads from Spotify)")
+                go = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
+            with gr.Column():
+                mood_label = gr.Label(num_top_classes=7, label="Your mood", elem_id="mood-label")
+                status = gr.Markdown(elem_id="signal-status")
+                transcript = gr.Textbox(label="What you said (transcript)", interactive=False)
+        with gr.Row():
+            bars = gr.BarPlot(x="emotion", y="probability", color="signal", label="Each signal and the fused mood",
+                              y_lim=[0, 1], sort=list(EMOTIONS))
+            plane = gr.ScatterPlot(x="valence", y="arousal", color="signal", x_lim=[-1, 1], y_lim=[-1, 1],
+                                   label="Valence–arousal plane")
+        table = gr.Dataframe(label="Recommendations", wrap=True, elem_id="tracks-table", interactive=False)
+        players = gr.HTML()
+        with gr.Row():
+            pick = gr.Dropdown(choices=[], label="A track you liked or want to skip", type="value")
+            like = gr.Button("👍 Like (more like this)")
+            skip = gr.Button("👎 Skip (less like this)")
+        with gr.Accordion("Live face mode (about two frames a second)", open=False):
+            cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live camera")
+            live_label = gr.Label(num_top_classes=3, label="Face, smoothed")
+            live_note = gr.Markdown()
+        mood_outputs = [mood_label, bars, plane, status, transcript, table, players, pick]
+        go.click(analyze, [image, audio, text, strategy, n, show_players, session],
+                 [*mood_outputs, session, mood_state, tracks_state], api_name="analyze", concurrency_limit=2)
+        text.submit(analyze, [image, audio, text, strategy, n, show_players, session],
+                    [*mood_outputs, session, mood_state, tracks_state], api_visibility="private")
+        rec_outputs = [table, players, pick, session, tracks_state]
+        strategy.change(recommend, [strategy, n, show_players, session, mood_state], rec_outputs, api_name="recommend")
+        like.click(lambda *a: feedback("like", *a), [pick, strategy, n, show_players, session, mood_state, tracks_state],
+                   rec_outputs, api_name="like")
+        skip.click(lambda *a: feedback("skip", *a), [pick, strategy, n, show_players, session, mood_state, tracks_state],
+                   rec_outputs, api_name="skip")
+        cam.stream(live_face, [cam, smoother], [live_label, live_note, smoother], stream_every=0.5, time_limit=600,
+                   api_visibility="private", concurrency_limit=1)
+    return demo
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, inbrowser: bool = False, **kw: Any) -> None:
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.launch(server_name=host, server_port=port, share=False, inbrowser=inbrowser, max_file_size=MAX_UPLOAD,
+                show_error=True, footer_links=["api"], **kw)
+
+
+if __name__ == "__main__":
+    launch()

@@ -1,0 +1,102 @@
+"""The whole pipeline: inputs → encoders → fusion → mood → tracks; and the CLI."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fusion
+from multimodal import Status
+from recommend import Catalog
+
+from .test_voice import needs_espeak, speech
+
+
+def test_text_only_analysis_and_recommendations(engine):
+    mood = engine.analyze(text="I am furious with you")
+    assert mood.ok and mood.top_emotion == "angry"
+    assert mood.weights["text"] == pytest.approx(1.0)
+    assert mood.readings["face"].status == Status.MISSING and mood.readings["voice"].status == Status.MISSING
+    assert mood.valence < 0 < mood.arousal
+    tracks = engine.recommend(mood, n=10)
+    assert len(tracks) == 10 and all(t.explanation for t in tracks)
+
+
+def test_bad_inputs_never_lose_the_rest_of_the_request(engine):
+    mood = engine.analyze(image=np.zeros((10, 10, 3), np.uint8), audio=(16000, np.zeros(16000)),
+                          text="I'm so happy, what a wonderful day")
+    assert mood.ok and mood.top_emotion == "happy"
+    assert mood.readings["face"].status == Status.NO_FACE
+    assert mood.readings["voice"].status == Status.SILENCE
+    assert mood.weights["face"] == 0 and mood.weights["voice"] == 0
+
+
+def test_nothing_usable_is_reported_not_raised(engine):
+    mood = engine.analyze(image=b"garbage", audio="/nope.wav", text="   ")
+    assert not mood.ok and mood.status == "no_signal" and mood.top_emotion is None
+    assert "image" in mood.message and "empty" in mood.message
+    assert engine.analyze().status == "no_signal"
+
+
+@needs_espeak
+def test_speech_becomes_its_own_text_signal(engine, tmp_path):
+    path = speech("I am so angry and furious with everyone today", tmp_path)
+    mood = engine.analyze(audio=path)
+    assert mood.readings["voice"].ok
+    said = mood.readings["speech_text"]
+    assert said.ok and said.top_emotion == "angry" and said.modality == "speech_text"
+    assert mood.weights["speech_text"] > 0 and mood.readings.get("text").status == Status.MISSING
+
+
+def test_engine_accepts_a_catalog_and_recommend_accepts_another(engine, tmp_path):
+    small = Catalog(Catalog.default().frame.head(50), name="small")
+    eng = fusion.MoodEngine(catalog=small, text=engine.text)
+    mood = eng.analyze(text="I feel calm and content")
+    assert {t.id for t in eng.recommend(mood, n=5)} <= set(small.frame["id"])
+    other = Catalog(Catalog.default().frame.tail(40), name="other")
+    assert {t.id for t in eng.recommend(mood, n=5, catalog=other)} <= set(other.frame["id"])
+
+
+def test_module_level_api():
+    mood = fusion.analyze(text="I can't stop crying")
+    assert mood.top_emotion == "sad"
+    assert len(fusion.recommend(mood, n=3, strategy="uplift")) == 3
+
+
+def test_mood_serialises_to_json(engine):
+    mood = engine.analyze(text="wow, I did not see that coming")
+    data = json.loads(json.dumps(mood.to_dict()))
+    from multimodal import EMOTIONS
+
+    assert list(data["probabilities"]) == list(EMOTIONS)
+    assert data["readings"]["text"]["status"] == "ok"
+
+
+def run_cli(*args, timeout=240):
+    exe = shutil.which("moodtune")
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "fusion.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**__import__("os").environ,
+                                                                                     "COLUMNS": "160"})
+
+
+def test_cli_analyze_json():
+    out = run_cli("analyze", "--text", "I am furious with you", "--n", "5", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["mood"]["top_emotion"] == "angry" and len(data["tracks"]) == 5
+    assert data["mood"]["readings"]["face"]["status"] == "missing"
+
+
+def test_cli_analyze_table_and_errors(tmp_path):
+    out = run_cli("analyze", "--text", "so proud of myself!!", "--strategy", "uplift", "--n", "3")
+    assert out.returncode == 0, out.stderr
+    assert "Mood: happy" in out.stdout and "Recommendations (uplift)" in out.stdout
+    bad = run_cli("analyze", "--text", "hi", "--strategy", "sideways")
+    assert bad.returncode == 2 and "match, uplift" in bad.stderr
+    none = run_cli("analyze")
+    assert none.returncode == 2
+    missing_cat = run_cli("analyze", "--text", "hi", "--catalog", str(tmp_path / "none.csv"))
+    assert missing_cat.returncode == 2 and "no catalog file" in missing_cat.stderr

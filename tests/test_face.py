@@ -1,0 +1,113 @@
+"""The face encoder: detection, crops, our FER2013 CNN, bad input."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from multimodal import EMOTIONS, FaceEncoder, Status
+from multimodal.face_detection import FaceBox, square_crop
+from multimodal.image_io import downscale, to_rgb
+
+from .conftest import needs_data
+
+rng = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("name,image,status", [
+    ("blank", np.zeros((480, 640, 3), np.uint8), Status.NO_FACE),
+    ("white", np.full((480, 640), 255, np.uint8), Status.NO_FACE),
+    ("noise", rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), Status.NO_FACE),
+    ("tiny", np.zeros((5, 5, 3), np.uint8), Status.NO_FACE),
+    ("huge", np.full((4000, 6000, 3), 90, np.uint8), Status.NO_FACE),
+    ("grey", rng.integers(0, 256, (300, 300), dtype=np.uint8), Status.NO_FACE),
+    ("rgba", np.zeros((200, 200, 4), np.uint8), Status.NO_FACE),
+    ("float", rng.random((120, 160, 3)), Status.NO_FACE),
+    ("5-d", np.zeros((2, 2, 2, 2, 2)), Status.INVALID),
+    ("nan", np.full((50, 50), np.nan), Status.INVALID),
+    ("strings", np.array([["a"]]), Status.INVALID),
+    ("corrupt bytes", b"\x89PNG\r\n\x1a\nnot really", Status.INVALID),
+    ("missing file", "/no/such/face.jpg", Status.INVALID),
+    ("wrong type", {"image": 1}, Status.INVALID),
+])
+def test_synthetic_images_give_statuses_not_exceptions(face_encoder, name, image, status):
+    r = face_encoder.predict(image)
+    assert r.status == status, (name, r.message)
+    assert r.message
+
+
+def test_input_formats_are_normalised_to_rgb():
+    grey = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    assert to_rgb(grey).shape == (8, 8, 3)
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 3] = 0  # fully transparent → composited on white
+    assert (to_rgb(rgba) == 255).all()
+    pil = Image.fromarray(np.full((6, 7, 3), 10, np.uint8))
+    assert to_rgb(pil).shape == (6, 7, 3)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    assert (to_rgb(buf.getvalue()) == 10).all()
+    assert to_rgb(np.ones((3, 3))).max() == 255  # float images in 0..1
+    small, scale = downscale(np.zeros((4000, 6000, 3), np.uint8))
+    assert max(small.shape[:2]) == 1280 and scale == pytest.approx(1280 / 6000)
+
+
+def test_square_crop_is_centred_and_padded_at_the_border():
+    img = np.zeros((100, 100), np.uint8)
+    img[40:60, 40:60] = 255
+    crop = square_crop(img, FaceBox(40, 40, 20, 20), margin=0.0, size=48)
+    assert crop.shape == (48, 48) and crop.mean() > 250
+    edge = square_crop(img, FaceBox(90, 90, 20, 20), margin=0.5, size=48)  # runs off the image
+    assert edge.shape == (48, 48)
+
+
+@pytest.fixture(scope="module")
+def fer_val(data_dir):
+    from multimodal.datasets import load_fer2013
+
+    return load_fer2013(data_dir, "val")
+
+
+@needs_data
+def test_fer2013_validation_sample_accuracy(face_encoder, fer_val):
+    images, labels = fer_val
+    idx = np.random.default_rng(0).choice(len(labels), 500, replace=False)
+    readings = face_encoder.predict_batch([images[i] for i in idx], detect_face=False)
+    pred = np.array([EMOTIONS.index(r.top_emotion) for r in readings])
+    acc = float(np.mean(pred == labels[idx]))
+    assert acc > 0.60, acc
+
+
+@needs_data
+def test_a_face_in_a_webcam_sized_frame_is_found_and_boxed(face_encoder, fer_val):
+    import cv2
+
+    images, labels = fer_val
+    found = 0
+    for i in range(20):
+        frame = np.full((480, 640), 110, np.uint8)
+        frame[140:340, 220:420] = cv2.resize(images[i], (200, 200), interpolation=cv2.INTER_CUBIC)
+        r = face_encoder.predict(np.repeat(frame[:, :, None], 3, axis=2))
+        if r.ok:
+            found += 1
+            x, y, w, h = r.extras["box"]
+            assert 180 <= x + w / 2 <= 460 and 100 <= y + h / 2 <= 380
+            assert 0 < r.quality <= 1
+        else:
+            assert r.status == Status.NO_FACE
+    assert found >= 14
+
+
+def test_hub_path_with_a_tiny_local_vit(tmp_path):
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    labels = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    config = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
+                       num_attention_heads=2, intermediate_size=37, num_labels=7,
+                       id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    ViTForImageClassification(config).save_pretrained(tmp_path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    enc = FaceEncoder(model=str(tmp_path))
+    r = enc.predict(np.random.default_rng(2).integers(0, 256, (48, 48), dtype=np.uint8), detect_face=False)
+    assert r.ok and r.model == str(tmp_path) and sum(r.probabilities.values()) == pytest.approx(1.0)
