@@ -19,7 +19,6 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fusion import MoodEngine, MoodReading  # noqa: E402
-from multimodal import EMOTIONS  # noqa: E402
 from multimodal.live import EmaSmoother  # noqa: E402
 from recommend import Session, Track  # noqa: E402
 
@@ -164,16 +163,16 @@ def build_demo() -> gr.Blocks:
                 status = gr.Markdown(elem_id="signal-status")
                 transcript = gr.Textbox(label="What you said (transcript)", interactive=False)
         with gr.Row():
-            bars = gr.BarPlot(x="emotion", y="probability", color="signal", label="Each signal and the fused mood",
-                              y_lim=[0, 1], sort=list(EMOTIONS))
+            bars = gr.BarPlot(x="signal", y="probability", color="emotion", label="Each signal and the fused mood",
+                              y_lim=[0, 1], elem_id="signal-bars")
             plane = gr.ScatterPlot(x="valence", y="arousal", color="signal", x_lim=[-1, 1], y_lim=[-1, 1],
-                                   label="Valence–arousal plane")
+                                   label="Valence–arousal plane", elem_id="va-plane")
         table = gr.Dataframe(label="Recommendations", wrap=True, elem_id="tracks-table", interactive=False)
         players = gr.HTML()
         with gr.Row():
             pick = gr.Dropdown(choices=[], label="A track you liked or want to skip", type="value")
-            like = gr.Button("👍 Like (more like this)")
-            skip = gr.Button("👎 Skip (less like this)")
+            like = gr.Button("Like (more like this)")
+            skip = gr.Button("Skip (less like this)")
         with gr.Accordion("Live face mode (about two frames a second)", open=False):
             cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live camera")
             live_label = gr.Label(num_top_classes=3, label="Face, smoothed")

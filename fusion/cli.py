@@ -17,6 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Read your mood from your face, voice and words, and get music that fits it. Runs offline.")
 catalog_app = typer.Typer(no_args_is_help=True, help="Inspect and import music catalogs.")
 app.add_typer(catalog_app, name="catalog")
+library_app = typer.Typer(no_args_is_help=True, help="Use your own music files as a catalog.")
+app.add_typer(library_app, name="library")
 console = Console()
 err = Console(stderr=True)
 
@@ -68,6 +70,8 @@ def analyze(
     strategy: str = typer.Option("match", "--strategy", "-s", help="match (fit the mood) or uplift (lead it up)."),
     catalog: Optional[str] = typer.Option(None, "--catalog", "-c", help="A catalog CSV or the name of an imported one."),
     fusion_method: str = typer.Option("linear", "--fusion", help="linear or poe (product of experts)."),
+    spotify: str = typer.Option("off", "--spotify", help="off, enrich (links/art for catalog tracks) or search "
+                                "(playable tracks from Spotify search); needs SPOTIPY_CLIENT_ID/SECRET."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object for machines."),
 ) -> None:
     """Fuse the given signals into one mood and recommend music for it."""
@@ -77,6 +81,8 @@ def analyze(
 
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"choose one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    if spotify not in ("off", "enrich", "search"):
+        raise typer.BadParameter("choose one of off, enrich, search", param_hint="--spotify")
     if text is None and image is None and audio is None:
         raise typer.BadParameter("give at least one of --text, --image, --audio")
     try:
@@ -88,12 +94,22 @@ def analyze(
     with console.status("reading your mood…", spinner="dots") if not as_json else nullcontext():
         mood = engine.analyze(image=str(image) if image else None, audio=str(audio) if audio else None, text=text)
         tracks = engine.recommend(mood, n=n, strategy=strategy) if mood.ok else []
+        note = ""
+        if tracks and spotify != "off":
+            from recommend import target_from_va
+            from recommend.spotify import SpotifyClient, with_spotify
+
+            tracks, note = with_spotify(tracks, target_from_va(mood.valence, mood.arousal), SpotifyClient(),
+                                        source="spotify" if spotify == "search" else "catalog", n=n)
     if as_json:
-        print(json.dumps({"mood": mood.to_dict(), "tracks": [t.to_dict() for t in tracks]}, indent=1, default=str))
+        print(json.dumps({"mood": mood.to_dict(), "tracks": [t.to_dict() for t in tracks], "spotify": note},
+                         indent=1, default=str))
     else:
         console.print(mood_table(mood))
         if tracks:
             console.print(tracks_table(tracks, strategy))
+        if note:
+            console.print(f"spotify: {note}")
     if not mood.ok:
         raise typer.Exit(1)
 
@@ -122,6 +138,55 @@ def catalog_info(catalog: Optional[str] = typer.Argument(None, help="CSV path or
     console.print(f"{cat!r}: {cat.report}")
     console.print(cat.frame[["valence", "energy", "danceability", "tempo", "acousticness"]].describe().round(3).to_string())
     console.print("genres: " + ", ".join(f"{g} ({c})" for g, c in cat.frame["genre"].value_counts().head(12).items()))
+
+
+@library_app.command("scan")
+def library_scan(folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A folder of music files."),
+                 name: str = typer.Option("library", help="Name to use with --catalog.")) -> None:
+    """Estimate energy/valence/tempo/mode of your own files (librosa) and keep them as a catalog."""
+    from recommend.library import scan
+
+    cat, failed = scan(folder)
+    USER_CATALOG_DIR.mkdir(parents=True, exist_ok=True)
+    cat.frame.to_csv(USER_CATALOG_DIR / f"{name}.csv", index=False)
+    console.print(f"{len(cat):,} tracks scanned (features are estimates) → use them with --catalog {name}")
+    for f in failed:
+        err.print(f"[yellow]skipped[/yellow] {f}")
+
+
+@app.command()
+def live(camera: Optional[int] = typer.Option(None, "--camera", help="Webcam index (e.g. 0)."),
+         mic: bool = typer.Option(False, "--mic", help="Listen to the default microphone in rolling 4-s windows."),
+         frames: Optional[int] = typer.Option(None, help="Stop after this many frames (default: until q/Ctrl-C).")) -> None:
+    """Live mood from the webcam and/or microphone (nothing is recorded to disk)."""
+    import threading
+
+    from multimodal import FaceEncoder, VoiceEncoder
+    from multimodal.live import camera_loop, microphone_loop, open_camera, open_microphone
+
+    if camera is None and not mic:
+        raise typer.BadParameter("give --camera N and/or --mic")
+    stop = threading.Event()
+    mic_thread = None
+    try:
+        if mic:
+            stream, blocks = open_microphone()
+            voice = VoiceEncoder()
+            mic_thread = threading.Thread(target=lambda: list(microphone_loop(voice, stream, blocks, stop=stop)),
+                                          daemon=True)
+            mic_thread.start()
+        if camera is not None:
+            for _ in camera_loop(FaceEncoder(), open_camera(camera), max_frames=frames):
+                pass
+        elif mic_thread is not None:
+            mic_thread.join()
+    except RuntimeError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
 
 
 @app.command()

@@ -1,0 +1,119 @@
+"""The Gradio demo: handlers as functions, the running app through gradio_client, and a real browser."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import app_gradio
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_analyze_handler_text_only():
+    out = app_gradio.analyze(None, None, "I am furious with you", "match", 5, False, None)
+    label, bars, plane, status, transcript, table, players, pick, session, mood, tracks = out
+    assert max(label, key=label.get) == "angry"
+    assert len(table) == 5 and len(tracks) == 5 and "angry" in status
+    assert set(bars["signal"].str.split(" ").str[0]) >= {"typed", "fused"}
+    assert "fused" in set(plane["signal"])
+    assert "face" in status and "missing" in status  # absent signals are shown, not hidden
+
+
+def test_uploaded_files_are_deleted_after_use(tmp_path):
+    img = tmp_path / "upload.png"
+    import cv2
+
+    cv2.imwrite(str(img), np.zeros((64, 64, 3), np.uint8))
+    wav = tmp_path / "upload.wav"
+    sf.write(wav, np.zeros(16000, np.float32), 16000)
+    out = app_gradio.analyze(str(img), str(wav), "so proud of myself!!", "uplift", 5, True, None)
+    assert not img.exists() and not wav.exists()
+    status = out[3]
+    assert "no face" in status.lower() and "silence" in status.lower()
+    assert "<iframe" in out[6]  # players only when asked for
+
+
+def test_feedback_and_strategy_rerank():
+    out = app_gradio.analyze(None, None, "I feel calm", "match", 8, False, None)
+    session, mood, tracks = out[-3:]
+    table, _, _, session, new_tracks = app_gradio.feedback("skip", 0, "match", 8, False, session, mood, tracks)
+    assert tracks[0].id not in {t.id for t in new_tracks} and tracks[0].id in session.skipped
+    table2, *_ = app_gradio.recommend("uplift", 8, False, session, mood)
+    assert len(table2) == 8
+
+
+def test_live_face_handler_smooths_and_reports_no_face():
+    label, note, smoother = app_gradio.live_face(np.zeros((120, 160, 3), np.uint8), None)
+    assert "no face" in note.lower() and smoother.probs is None
+
+
+@pytest.fixture(scope="module")
+def running_app():
+    demo = app_gradio.build_demo()
+    demo.queue(default_concurrency_limit=2)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_gradio_client_with_image_audio_and_text(running_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    import cv2
+
+    img = tmp_path / "face.png"
+    cv2.imwrite(str(img), np.full((100, 100, 3), 128, np.uint8))
+    wav = tmp_path / "voice.wav"
+    sf.write(wav, (0.2 * np.sin(np.arange(32000) / 5)).astype(np.float32), 16000)
+    client = Client(running_app, verbose=False)
+    result = client.predict(handle_file(str(img)), handle_file(str(wav)), "I'm so happy today!", "match", 5, False,
+                            api_name="/analyze")
+    label, status = result[0], result[3]
+    assert label["label"] == "happy"
+    assert "no face" in status.lower() and "silence" in status.lower()
+    recs = client.predict("uplift", 5, False, api_name="/recommend")
+    assert len(recs[0]["data"]) == 5
+
+
+chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_real_browser_types_a_mood_and_sees_results(running_app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                          "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.goto(running_app, wait_until="domcontentloaded")
+        page.locator("#mood-text textarea").wait_for(timeout=60_000)
+        page.locator("#mood-text textarea").fill("I'm exhausted and sad, nothing went right today")
+        page.locator("#analyze-button").click()
+        page.wait_for_function("document.querySelector('#tracks-table') && "
+                               "document.querySelector('#tracks-table').innerText.includes('vs target')", timeout=60_000)
+        page.locator("#signal-bars svg").first.wait_for(timeout=30_000)  # the plots render
+        page.locator("#va-plane svg").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        label_text = page.locator("#mood-label").inner_text()
+        assert "sad" in label_text.lower()
+        assert "vs target" in page.locator("#tracks-table").inner_text()
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / "demo.png"), full_page=True)
+        browser.close()

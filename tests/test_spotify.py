@@ -1,0 +1,138 @@
+"""Spotify integration against a local fake Spotify server on loopback; no test touches the network."""
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from recommend import Catalog, recommend_tracks, target_from_va
+from recommend.spotify import SpotifyClient, SpotifyUnavailable, genres_for, with_spotify
+
+SECRET = "very-secret-value-123"
+
+
+class FakeSpotify(BaseHTTPRequestHandler):
+    mode = "ok"           # or an HTTP status to answer every API call with
+    calls: list = []
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _send(self, status, body, headers=None):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):  # token endpoint
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if FakeSpotify.mode == "bad-token":
+            return self._send(400, {"error": "invalid_client"})
+        self._send(200, {"access_token": "tok", "token_type": "bearer", "expires_in": 3600})
+
+    def do_GET(self):
+        FakeSpotify.calls.append(self.path)
+        mode = FakeSpotify.mode
+        if mode == "timeout":
+            import time
+
+            time.sleep(2.0)
+        if mode == "429-once" and len(FakeSpotify.calls) == 1:
+            return self._send(429, {"error": {"status": 429, "message": "slow down"}}, {"Retry-After": "1"})
+        if mode == "429-long":
+            return self._send(429, {"error": {"status": 429, "message": "slow down"}}, {"Retry-After": "3600"})
+        if isinstance(mode, int):
+            return self._send(mode, {"error": {"status": mode, "message": "nope"}})
+        if self.path.startswith("/v1/search"):
+            items = [{"id": f"{i:022d}", "name": f"Song {i}", "artists": [{"name": f"Artist {i}"}], "popularity": 50,
+                      "album": {"images": [{"url": f"http://img/{i}"}]}, "external_urls": {"spotify": f"http://s/{i}"}}
+                     for i in range(10)]
+            return self._send(200, {"tracks": {"items": items}})
+        if self.path.startswith("/v1/tracks"):
+            from urllib.parse import parse_qs, urlparse
+
+            ids = parse_qs(urlparse(self.path).query)["ids"][0].split(",")
+            return self._send(200, {"tracks": [{"id": i, "album": {"images": [{"url": f"http://img/{i}"}]},
+                                                "preview_url": None, "external_urls": {"spotify": f"http://s/{i}"}}
+                                               for i in ids]})
+        self._send(404, {"error": {"status": 404, "message": "not found"}})
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSpotify)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeSpotify.mode, FakeSpotify.calls = "ok", []
+    monkeypatch.setenv("SPOTIPY_CLIENT_ID", "client-id")
+    monkeypatch.setenv("SPOTIPY_CLIENT_SECRET", SECRET)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    client = SpotifyClient(prefix=f"{base}/v1/", token_url=f"{base}/api/token", timeout=1.0, sleep=lambda s: None)
+    yield client
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def catalog_tracks():
+    return recommend_tracks(0.5, 0.3, Catalog.default(), n=5)
+
+
+def test_search_returns_playable_tracks_for_the_mood(fake):
+    target = target_from_va(0.6, 0.4)
+    tracks = fake.search(target, n=10)
+    assert len(tracks) == 10 and all(t.spotify_url for t in tracks)
+    assert "genre%3A" in FakeSpotify.calls[0] and "limit=10" in FakeSpotify.calls[0]
+    assert tracks[0].genre in genres_for(target) and "Spotify search" in tracks[0].explanation
+
+
+def test_enrich_adds_album_art_to_catalog_tracks(fake, catalog_tracks):
+    enriched, note = with_spotify(catalog_tracks, target_from_va(0.5, 0.3), fake)
+    assert all(t.extras.get("album_art") for t in enriched) and "enriched" in note
+
+
+@pytest.mark.parametrize("mode", [400, 401, 403, 404, 500, 503, "429-long", "bad-token", "timeout"])
+def test_every_failure_falls_back_to_the_catalog_with_one_message(fake, catalog_tracks, mode, caplog):
+    FakeSpotify.mode = mode
+    caplog.set_level(logging.DEBUG)
+    tracks, note = with_spotify(catalog_tracks, target_from_va(0.5, 0.3), fake, source="spotify")
+    assert tracks == catalog_tracks
+    assert note.startswith("Spotify unavailable") and "showing the catalog" in note
+    assert SECRET not in caplog.text and SECRET not in note
+
+
+def test_429_with_a_short_retry_after_is_retried_once(fake):
+    FakeSpotify.mode = "429-once"
+    assert len(fake.search(target_from_va(0.0, 0.0), n=5)) == 5
+    assert len(FakeSpotify.calls) == 2
+
+
+def test_recommendations_only_behind_an_explicit_setting(fake):
+    with pytest.raises(SpotifyUnavailable, match="recommendations are off"):
+        fake.recommendations(target_from_va(0.2, 0.2))
+    fake.allow_recommendations = True
+    FakeSpotify.mode = 404  # what a new app gets in 2026
+    with pytest.raises(SpotifyUnavailable, match="404"):
+        fake.recommendations(target_from_va(0.2, 0.2))
+
+
+def test_no_credentials_means_catalog_and_no_cache_file(monkeypatch, tmp_path, catalog_tracks):
+    monkeypatch.delenv("SPOTIPY_CLIENT_ID", raising=False)
+    monkeypatch.delenv("SPOTIPY_CLIENT_SECRET", raising=False)
+    monkeypatch.chdir(tmp_path)
+    client = SpotifyClient()
+    assert not client.available
+    tracks, note = with_spotify(catalog_tracks, target_from_va(0, 0), client, source="spotify")
+    assert tracks == catalog_tracks and "SPOTIPY_CLIENT_ID" in note
+    assert not list(tmp_path.glob(".cache*"))
+
+
+def test_token_is_kept_in_memory_only(fake, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake.search(target_from_va(0.1, 0.1), n=3)
+    assert not list(tmp_path.glob(".cache*"))
