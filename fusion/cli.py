@@ -190,6 +190,40 @@ def live(camera: Optional[int] = typer.Option(None, "--camera", help="Webcam ind
 
 
 @app.command()
+def evaluate(data: Path = typer.Option(Path("../shared/data"), "--data", help="The data folder (see its README)."),
+             write: bool = typer.Option(True, help="Write models/*/metrics.json and models/fusion_metrics.json.")) -> None:
+    """Accuracy, macro-F1, recall, confusion, calibration per signal, and the fusion study on triplets."""
+    from .evaluation import run
+
+    if not (data / "face").exists():
+        err.print(f"[red]no data at {data}[/red] (expected the folder described in ../shared/data/README.md)")
+        raise typer.Exit(2)
+    report = run(data, write=write)
+    table = Table(title="Per signal (validation splits)", title_justify="left")
+    for col in ("signal / split", "n", "accuracy", "macro-F1", "bal. acc.", "ECE T=1", "ECE calibrated"):
+        table.add_column(col)
+    rows = [("face: FER2013 val", report["face"]), ("voice: EmoDB LOSO", report["voice"])] + [
+        (f"text: {name}", r) for name, r in report["text"].items()]
+    for name, r in rows:
+        table.add_row(name, str(r["n"]), f"{r['accuracy']:.3f}", f"{r.get('macro_f1_multilabel', r['macro_f1']):.3f}",
+                      f"{r['balanced_accuracy']:.3f}", f"{r['ece_before_temperature']:.3f}",
+                      f"{r['ece_after_temperature']:.3f}")
+    console.print(table)
+    fusion = report["fusion"]
+    t2 = Table(title=f"Fusion on {fusion['n_test']} same-label triplets ({', '.join(fusion['emotions'])})",
+               title_justify="left")
+    t2.add_column("condition")
+    methods = list(fusion["all_signals"])
+    for m in methods:
+        t2.add_column(m)
+    t2.add_row("single signals", ", ".join(f"{k} {v:.3f}" for k, v in fusion["single_signal"].items()),
+               *[""] * (len(methods) - 1))
+    for key in ["all_signals"] + [k for k in fusion if k.startswith(("without_", "corrupted_"))]:
+        t2.add_row(key.replace("_", " "), *[f"{fusion[key][m]:.3f}" for m in methods])
+    console.print(t2)
+
+
+@app.command()
 def demo(host: str = typer.Option("127.0.0.1", help="Address to bind (default: this computer only)."),
          port: int = typer.Option(7860), open_browser: bool = typer.Option(False, "--open")) -> None:
     """Start the web demo (Gradio) on this computer."""

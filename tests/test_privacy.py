@@ -1,0 +1,50 @@
+"""Privacy: after a demo session with uploads, no image or audio remains; secrets never appear in output."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .test_app import free_port
+
+AUDIO_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".wav", ".flac", ".ogg", ".webm", ".mp3", ".webp"}
+
+SESSION = r"""
+import os, sys, numpy as np, cv2, soundfile as sf
+from pathlib import Path
+import app_gradio
+from gradio_client import Client, handle_file
+work = Path(sys.argv[1]); port = int(sys.argv[2])
+img, wav = work / "inputs" / "me.png", work / "inputs" / "me.wav"
+img.parent.mkdir(parents=True)
+cv2.imwrite(str(img), np.full((120, 120, 3), 90, np.uint8))
+sf.write(wav, (0.3 * np.sin(np.arange(32000) / 7)).astype(np.float32), 16000)
+demo = app_gradio.build_demo(); demo.queue()
+demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+for _ in range(2):
+    out = client.predict(handle_file(str(img)), handle_file(str(wav)), "I feel fine", "match", 5, False, api_name="/analyze")
+print("LABEL", out[0]["label"])
+demo.close()
+"""
+
+
+def test_no_upload_remains_after_a_demo_session(tmp_path):
+    temp = tmp_path / "gradio-temp"
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(temp), "TMPDIR": str(tmp_path / "tmp"),
+           "SPOTIPY_CLIENT_SECRET": "shh-secret-42", "SPOTIPY_CLIENT_ID": "id-7"}
+    (tmp_path / "tmp").mkdir()
+    script = tmp_path / "session.py"
+    script.write_text(SESSION)
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(script), str(tmp_path), str(free_port())], capture_output=True, text=True,
+                         timeout=300, cwd=root, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "LABEL" in out.stdout
+    leftovers = [p for d in (temp, tmp_path / "tmp") if d.exists() for p in d.rglob("*")
+                 if p.is_file() and p.suffix.lower() in AUDIO_IMAGE_SUFFIXES]
+    assert leftovers == [], leftovers
+    assert "shh-secret-42" not in out.stdout + out.stderr
