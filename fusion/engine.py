@@ -33,7 +33,6 @@ class MoodEngine:
         self.face = face if isinstance(face, FaceEncoder) else FaceEncoder(face)
         self.voice = voice if isinstance(voice, VoiceEncoder) else VoiceEncoder(voice, transcribe=transcribe)
         self.text = text if isinstance(text, TextEncoder) else TextEncoder(text)
-        self._speech_text: TextEncoder | None = None
         self.fusion = fusion if isinstance(fusion, LateFusion) else LateFusion(method=fusion, priors=priors)
         self._catalog_ref = catalog
         self._catalog: Catalog | None = catalog if isinstance(catalog, Catalog) else None
@@ -48,16 +47,6 @@ class MoodEngine:
                     self._catalog = Catalog.default() if ref is None else Catalog.from_csv(ref)
         return self._catalog
 
-    @property
-    def speech_text(self) -> TextEncoder:
-        """The text model, reporting as the separate signal "speech_text" (what was said, not typed)."""
-        if self._speech_text is None:
-            encoder = TextEncoder.__new__(TextEncoder)
-            encoder.__dict__.update(self.text.__dict__)  # share the loaded model and its lock
-            encoder.modality = "speech_text"
-            self._speech_text = encoder
-        return self._speech_text
-
     def read(self, image: Any = None, audio: Any = None, text: Any = None, *,
              detect_face: bool = True) -> dict[str, ModalityReading]:
         """Each signal's reading (missing signals get status ``missing``)."""
@@ -68,7 +57,9 @@ class MoodEngine:
         }
         transcript = readings["voice"].extras.get("transcript", "")
         if readings["voice"].ok and transcript.strip():
-            readings["speech_text"] = self.speech_text.predict(transcript)
+            said = self.text.predict(transcript)  # the same text model; a separate signal in fusion
+            said.modality = "speech_text"
+            readings["speech_text"] = said
         elif audio is not None:
             readings["speech_text"] = ModalityReading.failed(
                 "speech_text", Status.MISSING, "no words were recognised in the audio")

@@ -211,10 +211,9 @@ class TextEncoder(Encoder[TextClassifierBackend]):
 
     modality = "text"
 
-    def __init__(self, model: str | Path | None = None, *, max_chunks: int = 64, modality: str = "text") -> None:
+    def __init__(self, model: str | Path | None = None, *, max_chunks: int = 64) -> None:
         super().__init__(model)
         self.max_chunks = max_chunks
-        self.modality = modality  # "text" for typed text, "speech_text" for a voice transcript
 
     def _load_embedded(self) -> TextClassifierBackend:
         return MiniLMEmotionBackend()

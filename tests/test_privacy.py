@@ -44,7 +44,8 @@ def test_no_upload_remains_after_a_demo_session(tmp_path):
                          timeout=300, cwd=root, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "LABEL" in out.stdout
+    assert temp.exists()  # Gradio did receive the uploads there...
     leftovers = [p for d in (temp, tmp_path / "tmp") if d.exists() for p in d.rglob("*")
                  if p.is_file() and p.suffix.lower() in AUDIO_IMAGE_SUFFIXES]
-    assert leftovers == [], leftovers
+    assert leftovers == [], leftovers  # ...and none of them is left
     assert "shh-secret-42" not in out.stdout + out.stderr
