@@ -109,3 +109,23 @@ def test_dair_validation_sample_accuracy(text_encoder, data_dir):
     gold = [EMOTIONS.index(split.labels[i][0]) for i in idx]
     acc = float(np.mean(covered.argmax(1) == np.array(gold)))
     assert acc >= 0.70, acc
+
+
+def test_hub_path_with_a_tiny_local_model(tmp_path):
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from multimodal.backbones import minilm_dir
+
+    labels = ["anger", "joy", "sadness", "neutral"]
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, num_labels=4, id2label=dict(enumerate(labels)),
+                        label2id={l: i for i, l in enumerate(labels)})
+    BertForSequenceClassification(config).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(minilm_dir()).save_pretrained(tmp_path)
+    enc = TextEncoder(model=str(tmp_path))
+    r = enc.predict("I am furious with you")
+    assert r.ok and r.model == str(tmp_path)
+    assert set(r.coverage) == {"angry", "happy", "sad", "neutral"}
+    assert r.probabilities["disgust"] == 0 and sum(r.probabilities.values()) == pytest.approx(1.0)
+    long = enc.predict("word " * 2000)
+    assert long.ok and long.extras["chunks"] > 1
