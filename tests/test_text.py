@@ -11,14 +11,32 @@ from .conftest import needs_data
 TOP2 = [
     ("I am furious with you", {"angry"}),
     ("This makes me so angry I could scream", {"angry"}),
+    ("I hate everyone today", {"angry"}),
+    ("this traffic is driving me crazy", {"angry"}),
     ("I'm so happy today, everything is wonderful", {"happy"}),
     ("so proud of myself!!", {"happy"}),
+    ("feeling blessed and grateful", {"happy"}),
+    ("I love you so much", {"happy"}),
+    ("best weekend ever 🎉", {"happy"}),
     ("I feel so lonely and sad since she left", {"sad"}),
+    ("my dog died this morning", {"sad"}),
+    ("I feel empty inside", {"sad"}),
+    ("I'm not angry, just disappointed", {"sad"}),
     ("I'm terrified of what the doctor will say", {"fear"}),
     ("I'm scared and nervous about tomorrow", {"fear"}),
+    ("I'm shaking, someone is following me", {"fear"}),
+    ("I'm so nervous about the interview", {"fear"}),
     ("Wow, I did not expect that at all!", {"surprise"}),
+    ("I can't believe I won!", {"surprise"}),
+    ("omg no way!!", {"surprise"}),
     ("That is disgusting, I feel sick looking at it", {"disgust"}),
+    ("what a gross thing to do", {"disgust"}),
+    ("that smell makes me want to throw up", {"disgust"}),
+    ("meh", {"neutral"}),
+    ("nothing special today, just a normal day", {"neutral"}),
+    ("ugh, Mondays", {"angry", "disgust"}),
     ("😭😭😭", {"sad"}),
+    ("😭", {"sad"}),
     ("😡", {"angry"}),
 ]
 
@@ -46,8 +64,17 @@ def test_distributions_are_calibrated_not_one_hot(text_encoder):
 
 def test_negation_moves_away_from_happy(text_encoder):
     plain = text_encoder.predict("I am happy")
-    negated = text_encoder.predict("I am not happy at all")
+    negated = text_encoder.predict("not happy at all")
     assert negated.probabilities["happy"] < plain.probabilities["happy"]
+    assert "happy" not in {e for e, _ in sorted(negated.probabilities.items(), key=lambda kv: -kv[1])[:2]}
+
+
+def test_mixed_feelings_show_two_strong_classes(text_encoder):
+    r = text_encoder.predict("I'm thrilled and a bit anxious about moving")
+    assert r.probabilities["happy"] > 0.2 and r.probabilities["fear"] > 0.2
+    r = text_encoder.predict("I am happy but also a little scared")
+    top2 = {e for e, _ in sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:2]}
+    assert top2 == {"fear", "happy"}
 
 
 @pytest.mark.parametrize("bad,status", [("", Status.EMPTY), ("   \n\t ", Status.EMPTY), ("!!! ...", Status.EMPTY),
@@ -108,7 +135,7 @@ def test_dair_validation_sample_accuracy(text_encoder, data_dir):
     covered = np.where(split.coverage, np.stack([r.vector for r in readings]), 0)
     gold = [EMOTIONS.index(split.labels[i][0]) for i in idx]
     acc = float(np.mean(covered.argmax(1) == np.array(gold)))
-    assert acc >= 0.70, acc
+    assert acc >= 0.88, acc
 
 
 def test_hub_path_with_a_tiny_local_model(tmp_path):

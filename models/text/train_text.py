@@ -215,7 +215,9 @@ def main() -> None:
             "labels": ",".join(EMOTIONS), "normalize": 1, "max_tokens": MAX_TOKENS, "version": version,
             "adapter": int(args.mode == "lora"), "seed": args.seed}
     if args.mode == "lora":
+        encoder.peft_config["default"].base_model_name_or_path = "sentence-transformers/all-MiniLM-L6-v2"
         encoder.save_pretrained(str(args.out / "adapter"))
+        (args.out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty template card
     save_head(head, args.out / "head.safetensors", meta)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     print(json.dumps(metrics, indent=1))
