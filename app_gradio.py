@@ -20,11 +20,12 @@ import pandas as pd  # noqa: E402
 
 from fusion import MoodEngine, MoodReading  # noqa: E402
 from multimodal.live import EmaSmoother  # noqa: E402
-from recommend import Session, Track  # noqa: E402
+from recommend import EMBEDDED, Session, Track, load_catalog, user_catalogs  # noqa: E402
 
 MAX_UPLOAD = "25mb"
 PRIVACY_NOTE = ("**Runs on this computer; nothing is stored.** Your picture, voice and words are analysed in memory "
                 "and uploads are deleted as soon as they are read. Spotify players load from Spotify only if you turn them on.")
+PROFILE_PATH = str(Path.home() / ".moodtune" / "profile.json")
 SIGNAL_NAMES = {"face": "face", "voice": "voice (how you sound)", "text": "typed text", "speech_text": "spoken words"}
 
 _engine: MoodEngine | None = None
@@ -101,33 +102,42 @@ def _mood_outputs(mood: MoodReading, tracks: list[Track], show_players: bool):
 
 
 def analyze(image: str | None, audio: str | None, text: str | None, strategy: str, n: float, show_players: bool,
-            session: Session | None):
+            session: Session | None, catalog: str | None = EMBEDDED):
     """Read every given signal, fuse, recommend. Uploaded files are read into memory and deleted."""
     engine = get_engine()
     image_bytes, audio_bytes = _consume(image), _consume(audio)
     mood = engine.analyze(image=image_bytes, audio=audio_bytes, text=text or None)
     session = session or Session()
-    tracks = engine.recommend(mood, n=int(n), strategy=strategy, session=session) if mood.ok else []
+    tracks = engine.recommend(mood, n=int(n), strategy=strategy, session=session,
+                              catalog=load_catalog(catalog)) if mood.ok else []
     return (*_mood_outputs(mood, tracks, show_players), session, mood, tracks)
 
 
-def recommend(strategy: str, n: float, show_players: bool, session: Session | None, mood: MoodReading | None):
-    """Re-rank for the last mood (after a strategy change or feedback)."""
+def recommend(strategy: str, n: float, show_players: bool, session: Session | None, mood: MoodReading | None,
+              catalog: str | None = EMBEDDED):
+    """Re-rank for the last mood (after a strategy, catalog or feedback change)."""
     if mood is None or not mood.ok:
         return (tracks_frame([]), "", gr.update(choices=[], value=None), session, [])
     session = session or Session()
-    tracks = get_engine().recommend(mood, n=int(n), strategy=strategy, session=session)
+    tracks = get_engine().recommend(mood, n=int(n), strategy=strategy, session=session, catalog=load_catalog(catalog))
     choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
     return (tracks_frame(tracks), players_html(tracks, show_players), gr.update(choices=choices, value=None),
             session, tracks)
 
 
 def feedback(kind: str, choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
-             mood: MoodReading | None, tracks: list[Track] | None):
+             mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED):
     session = session or Session()
     if choice is not None and tracks and 0 <= int(choice) < len(tracks):
         (session.like if kind == "like" else session.skip)(tracks[int(choice)])
-    return recommend(strategy, n, show_players, session, mood)
+    return recommend(strategy, n, show_players, session, mood, catalog)
+
+
+def save_profile(session: Session | None, path: str) -> str:
+    """Save likes/skips and the learned offsets to a local file, only when the user clicks for it."""
+    if session is None or not (session.liked or session.skipped):
+        return "Nothing to save yet: like or skip a track first."
+    return f"Saved to {session.save(path or PROFILE_PATH)}"
 
 
 def live_face(frame, smoother: EmaSmoother | None):
@@ -156,7 +166,10 @@ def build_demo() -> gr.Blocks:
                     strategy = gr.Radio(["match", "uplift"], value="match", label="Music that…",
                                         info="match: fits your mood · uplift: starts there and lifts it")
                     n = gr.Slider(5, 20, value=10, step=1, label="Tracks")
-                show_players = gr.Checkbox(False, label="Show Spotify players (loads from Spotify)")
+                with gr.Row():
+                    catalog = gr.Dropdown(user_catalogs(), value=EMBEDDED, label="Catalog",
+                                          info="import more with: moodtune catalog import FILE / library scan DIR")
+                    show_players = gr.Checkbox(False, label="Show Spotify players (loads from Spotify)")
                 go = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
             with gr.Column():
                 mood_label = gr.Label(num_top_classes=7, label="Your mood", elem_id="mood-label")
@@ -173,21 +186,28 @@ def build_demo() -> gr.Blocks:
             pick = gr.Dropdown(choices=[], label="A track you liked or want to skip", type="value")
             like = gr.Button("Like (more like this)")
             skip = gr.Button("Skip (less like this)")
+        with gr.Accordion("Keep my likes and skips (saved only when you click)", open=False):
+            profile_path = gr.Textbox(PROFILE_PATH, label="Profile file")
+            save = gr.Button("Save my profile")
+            saved = gr.Markdown()
         with gr.Accordion("Live face mode (about two frames a second)", open=False):
             cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live camera")
             live_label = gr.Label(num_top_classes=3, label="Face, smoothed")
             live_note = gr.Markdown()
         mood_outputs = [mood_label, bars, plane, status, transcript, table, players, pick]
-        go.click(analyze, [image, audio, text, strategy, n, show_players, session],
-                 [*mood_outputs, session, mood_state, tracks_state], api_name="analyze", concurrency_limit=2)
-        text.submit(analyze, [image, audio, text, strategy, n, show_players, session],
-                    [*mood_outputs, session, mood_state, tracks_state], api_visibility="private")
+        analyze_inputs = [image, audio, text, strategy, n, show_players, session, catalog]
+        go.click(analyze, analyze_inputs, [*mood_outputs, session, mood_state, tracks_state], api_name="analyze",
+                 concurrency_limit=2)
+        text.submit(analyze, analyze_inputs, [*mood_outputs, session, mood_state, tracks_state],
+                    api_visibility="private")
         rec_outputs = [table, players, pick, session, tracks_state]
-        strategy.change(recommend, [strategy, n, show_players, session, mood_state], rec_outputs, api_name="recommend")
-        like.click(lambda *a: feedback("like", *a), [pick, strategy, n, show_players, session, mood_state, tracks_state],
-                   rec_outputs, api_name="like")
-        skip.click(lambda *a: feedback("skip", *a), [pick, strategy, n, show_players, session, mood_state, tracks_state],
-                   rec_outputs, api_name="skip")
+        rec_inputs = [strategy, n, show_players, session, mood_state, catalog]
+        strategy.change(recommend, rec_inputs, rec_outputs, api_name="recommend")
+        catalog.change(recommend, rec_inputs, rec_outputs, api_visibility="private")
+        feedback_inputs = [pick, strategy, n, show_players, session, mood_state, tracks_state, catalog]
+        like.click(lambda *a: feedback("like", *a), feedback_inputs, rec_outputs, api_name="like")
+        skip.click(lambda *a: feedback("skip", *a), feedback_inputs, rec_outputs, api_name="skip")
+        save.click(save_profile, [session, profile_path], saved, api_visibility="private")
         cam.stream(live_face, [cam, smoother], [live_label, live_note, smoother], stream_every=0.5, time_limit=600,
                    api_visibility="private", concurrency_limit=1)
     return demo

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from contextlib import nullcontext
 import sys
 from pathlib import Path
@@ -22,18 +21,7 @@ app.add_typer(library_app, name="library")
 console = Console()
 err = Console(stderr=True)
 
-USER_CATALOG_DIR = Path(os.environ.get("MOODTUNE_HOME", Path.home() / ".moodtune")) / "catalogs"
-
-
-def _load_catalog(name_or_path: Optional[str]):
-    from recommend import Catalog
-
-    if not name_or_path:
-        return Catalog.default()
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
-        path = USER_CATALOG_DIR / f"{name_or_path}.csv"
-    return Catalog.from_csv(path)
+from recommend.catalog import USER_CATALOG_DIR, load_catalog as _load_catalog  # noqa: E402
 
 
 def mood_table(mood) -> Table:

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from multimodal import FaceEncoder, TextEncoder, VoiceEncoder
 from multimodal.reading import ModalityReading, Status
-from recommend import Catalog, Session, Track, recommend_tracks
+from recommend import Catalog, Session, Track, load_catalog, recommend_tracks
 
 from .late import LateFusion
 from .mood import MoodReading
@@ -23,7 +23,7 @@ class MoodEngine:
 
     ``face``/``voice``/``text`` take a model reference (None: the embedded default; a Hugging Face id or a
     local folder) or a ready encoder. Models load lazily, once, thread-safely. ``catalog`` is a
-    :class:`recommend.Catalog` or a CSV path (default: the embedded catalog). ``fusion`` is a
+    :class:`recommend.Catalog`, a CSV path or an imported catalog's name (default: the embedded catalog). ``fusion`` is a
     :class:`fusion.LateFusion` (e.g. one you fitted) or the name of a method ("linear", "poe").
     """
 
@@ -44,7 +44,7 @@ class MoodEngine:
             with self._lock:
                 if self._catalog is None:
                     ref = self._catalog_ref
-                    self._catalog = Catalog.default() if ref is None else Catalog.from_csv(ref)
+                    self._catalog = load_catalog(ref)
         return self._catalog
 
     def read(self, image: Any = None, audio: Any = None, text: Any = None, *,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import os
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -12,6 +14,9 @@ import pandas as pd
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_CATALOG = DATA_DIR / "spotify_songs_sample.csv"
+#: Where ``moodtune catalog import`` and ``moodtune library scan`` keep catalogs (by name).
+USER_CATALOG_DIR = Path(os.environ.get("MOODTUNE_HOME", Path.home() / ".moodtune")) / "catalogs"
+EMBEDDED = "embedded"
 
 #: The audio features every catalog carries (ranges are checked on import).
 FEATURES: dict[str, tuple[float, float]] = {
@@ -133,7 +138,7 @@ class Catalog:
     @classmethod
     def default(cls) -> "Catalog":
         """The embedded catalog: 2,980 real tracks with Spotify audio features (see recommend/data/SOURCES.md)."""
-        return cls.from_csv(DEFAULT_CATALOG, name="embedded (TidyTuesday Spotify songs sample)")
+        return load_catalog(EMBEDDED)
 
     @classmethod
     def from_csv(cls, path: str | Path, name: str | None = None) -> "Catalog":
@@ -193,3 +198,28 @@ class Catalog:
     def concat(cls, catalogs: list["Catalog"], name: str = "combined") -> "Catalog":
         frame = pd.concat([c.frame for c in catalogs], ignore_index=True).drop_duplicates(subset="id")
         return cls(frame, name=name)
+
+
+def user_catalogs() -> list[str]:
+    """Names usable with ``load_catalog``: the embedded one and those imported or scanned by the user."""
+    names = sorted(p.stem for p in USER_CATALOG_DIR.glob("*.csv")) if USER_CATALOG_DIR.exists() else []
+    return [EMBEDDED, *names]
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: float) -> Catalog:  # noqa: ARG001 - mtime invalidates the cache
+    name = "embedded (TidyTuesday Spotify songs sample)" if Path(path) == DEFAULT_CATALOG else None
+    return Catalog.from_csv(path, name=name)
+
+
+def load_catalog(name_or_path: str | Path | None = None) -> Catalog:
+    """The embedded catalog (None or "embedded"), a CSV path, or the name of an imported catalog."""
+    if name_or_path in (None, "", EMBEDDED):
+        return _load_cached(str(DEFAULT_CATALOG), DEFAULT_CATALOG.stat().st_mtime)
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        path = USER_CATALOG_DIR / f"{name_or_path}.csv"
+    if not path.exists():
+        raise CatalogError(f"no catalog file at {name_or_path} and no imported catalog of that name "
+                           f"(known: {', '.join(user_catalogs())})")
+    return _load_cached(str(path), path.stat().st_mtime)

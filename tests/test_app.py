@@ -117,3 +117,23 @@ def test_real_browser_types_a_mood_and_sees_results(running_app):
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / "demo.png"), full_page=True)
         browser.close()
+
+
+def test_profile_is_saved_only_on_request(tmp_path):
+    out = app_gradio.analyze(None, None, "I feel calm", "match", 5, False, None)
+    session, mood, tracks = out[-3:]
+    path = tmp_path / "profile.json"
+    assert "Nothing to save" in app_gradio.save_profile(session, str(path)) and not path.exists()
+    app_gradio.feedback("like", 1, "match", 5, False, session, mood, tracks)
+    assert not path.exists()  # feedback alone writes nothing
+    assert str(path) in app_gradio.save_profile(session, str(path)) and path.exists()
+
+
+def test_a_catalog_can_be_chosen(tmp_path):
+    from recommend import Catalog
+
+    small = tmp_path / "small.csv"
+    Catalog.default().frame.head(30).to_csv(small, index=False)
+    out = app_gradio.analyze(None, None, "so proud of myself!!", "match", 5, False, None, str(small))
+    ids = set(Catalog.from_csv(small).frame["id"])
+    assert {t.id for t in out[-1]} <= ids

@@ -93,6 +93,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke test)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (a fer_cnn.safetensors): a second, shorter fine-tuning stage")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -107,6 +109,11 @@ def main() -> None:
     class_w = class_w / (class_w * counts).sum() * counts.sum()  # mean weight over samples = 1
 
     model = FaceExpressionNet(width=args.width)
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(args.init)))
+        print(f"starting from {args.init}")
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps_per_epoch = math.ceil(len(xtr) / args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
