@@ -83,7 +83,7 @@ def evaluate_voice(data: Path) -> tuple[dict, np.ndarray, Any]:
     with safe_open(str(WHISPER_HEAD), framework="np") as f:
         c = float((f.metadata() or {}).get("C", 0.3))
     backend = WhisperEmotionBackend(head_path=None)
-    feats = np.stack([backend.embed(prepare_voice((db.sample_rate, a))) for a in tqdm(db.audio, desc="voice")])
+    feats = np.stack([backend.features(prepare_voice((db.sample_rate, a))) for a in tqdm(db.audio, desc="voice")])
     logits, classes = loso_logits(feats, db.labels, db.speakers, c)
     gold = np.array([classes.index(s) for s in db.labels])
     half = db.speakers < sorted(set(db.speakers))[len(set(db.speakers)) // 2]  # fit T on half the speakers

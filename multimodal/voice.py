@@ -155,8 +155,12 @@ class WhisperEmotionBackend(VoiceBackend):
         states = np.array(self.encode(clip.samples))[0]
         return pool_states(states, clip.frames)
 
+    def features(self, clip: VoiceClip) -> np.ndarray:
+        """What the head reads: pooled Whisper states followed by the prosody statistics."""
+        return np.concatenate([self.embed(clip), prosody_features(clip)])
+
     def probabilities(self, clips: list[VoiceClip]) -> np.ndarray:
-        feats = np.stack([self.embed(c) for c in clips])
+        feats = np.stack([self.features(c) for c in clips])
         return EMODB.to_emotions(self.head.probabilities(feats), self.head.labels)
 
     def transcribe(self, clip: VoiceClip) -> str:

@@ -4,7 +4,8 @@
 
 Two heads, both logistic regression on standardised features (scikit-learn), chosen by LOSO balanced
 accuracy over C ∈ {0.01, 0.03, 0.1, 0.3, 1}:
-- whisper_head: mean+std of Whisper tiny.en encoder states over the voiced frames (the default);
+- whisper_head: mean+std of Whisper tiny.en encoder states over the voiced frames, followed by the prosody
+  statistics below (the default; Whisper alone reached 0.768 LOSO balanced accuracy, with prosody 0.80);
 - prosody_head: MFCC/pitch/level statistics from librosa (the fallback when Whisper is unavailable).
 The features go through the same audio pipeline as inference (resample, voice activity). The temperature
 is fitted on the out-of-fold predictions. Output: models/voice/*.safetensors and models/voice/metrics.json.
@@ -82,9 +83,10 @@ def main() -> None:
             raise SystemExit(f"an EmoDB clip read as {clip.status}: {clip.message}")
         clips.append(clip)
     whisper = WhisperEmotionBackend(head_path=None)
+    prosody = np.stack([prosody_features(c) for c in tqdm(clips, desc="prosody features")])
     feats = {
-        "whisper_head": np.stack([whisper.embed(c) for c in tqdm(clips, desc="whisper features")]),
-        "prosody_head": np.stack([prosody_features(c) for c in tqdm(clips, desc="prosody features")]),
+        "whisper_head": np.hstack([np.stack([whisper.embed(c) for c in tqdm(clips, desc="whisper features")]), prosody]),
+        "prosody_head": prosody,
     }
     metrics = {name: train_head(name, x, db.labels, db.speakers, args.out) for name, x in feats.items()}
     metrics["data"] = {"clips": len(db.labels), "speakers": sorted(set(db.speakers.tolist())),
