@@ -41,14 +41,21 @@ def timeit(fn: Callable[[], object], repeat: int = 30, warmup: int = 3) -> tuple
 
 
 def webcam_frame(data: Path | None) -> np.ndarray:
-    """A 640×480 frame with a face in it (a FER2013 val face when the data exists, else a drawn face)."""
+    """A 640×480 frame with a detectable face in it (the first FER2013 val face our detector finds)."""
     import cv2
 
+    from multimodal.face import prepare_face
+    from multimodal.face_detection import HaarFaceDetector
+
     frame = np.full((480, 640, 3), 115, np.uint8)
-    if data is not None and (data / "face" / "fer2013_val.npz").exists():
-        face = np.load(data / "face" / "fer2013_val.npz")["images"][0]
+    if data is None or not (data / "face" / "fer2013_val.npz").exists():
+        return frame  # no face available offline: the timing is then that of a frame without a face
+    detector = HaarFaceDetector()
+    for face in np.load(data / "face" / "fer2013_val.npz")["images"][:50]:
         frame[140:340, 220:420] = cv2.cvtColor(cv2.resize(face, (200, 200), interpolation=cv2.INTER_CUBIC),
                                                cv2.COLOR_GRAY2RGB)
+        if not hasattr(prepare_face(frame, detector), "status"):
+            break
     return frame
 
 
@@ -162,7 +169,8 @@ def main() -> None:
         if "accuracy" in peer:
             import json
 
-            ours = json.loads((ROOT / "models" / "face" / "metrics.json").read_text()).get("evaluation", {}).get("accuracy")
+            metrics = ROOT / "models" / "face" / "metrics.json"
+            ours = json.loads(metrics.read_text()).get("evaluation", {}).get("accuracy") if metrics.exists() else None
             add("peer fer mini-Xception: accuracy on FER2013 val", f"{peer['accuracy']:.3f}",
                 f"ours {ours:.3f} (ratio {ours / peer['accuracy']:.2f})" if ours else "ours: run moodtune evaluate")
 

@@ -25,6 +25,7 @@ from .reading import ModalityReading, Status
 
 FACE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face" / "fer_cnn.safetensors"
 MIN_IMAGE_SIDE = 24
+DETECT_SIDE = 320  # face detection runs on a copy at most this large
 
 
 @dataclass
@@ -60,7 +61,10 @@ def prepare_face(image: Any, detector: FaceDetector, detect_face: bool = True) -
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     if grey.std() < 2.0:
         return ModalityReading.failed("face", Status.NO_FACE, "the image is blank (one flat colour): no face found")
-    faces = detector.detect(grey)
+    # Detect on a ≤ DETECT_SIDE copy (4× fewer pixels for a webcam frame), crop from the sharper image.
+    det_grey, det_scale = downscale(grey, DETECT_SIDE)
+    faces = [FaceBox(*(int(round(v / det_scale)) for v in f.as_tuple()), score=f.score, detector=f.detector)
+             for f in detector.detect(det_grey)]
     if not faces:
         return ModalityReading.failed("face", Status.NO_FACE,
                                       "no face found: face the camera in good light, or crop the photo to the face")
