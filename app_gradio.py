@@ -1,7 +1,7 @@
 """moodtune web demo: show your face, speak, type; see the fused mood and play music that fits.
 
 A thin Gradio front end over :class:`fusion.MoodEngine`; run ``moodtune demo`` or ``python app_gradio.py``.
-Binds 127.0.0.1, no share link, analytics off; uploads are deleted as soon as they are read.
+Binds 127.0.0.1, no share link, analytics off; uploads are read into memory and deleted within 30 s.
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fusion import MoodEngine, MoodReading  # noqa: E402
+from fusion.uploads import UploadJanitor  # noqa: E402
 from multimodal.live import EmaSmoother  # noqa: E402
 from recommend import EMBEDDED, Session, Track, load_catalog, user_catalogs  # noqa: E402
 
 MAX_UPLOAD = "25mb"
+CONCURRENCY = 2  # requests analysed at once (the queue holds the rest)
 PRIVACY_NOTE = ("**Runs on this computer; nothing is stored.** Your picture, voice and words are analysed in memory "
-                "and uploads are deleted as soon as they are read. Spotify players load from Spotify only if you turn them on.")
+                "and uploads are deleted within 30 seconds of use. Spotify players load from Spotify only if you turn them on.")
+UPLOADS = UploadJanitor(grace_s=30)  # identical uploads share a path: delete 30 s after the last use
 PROFILE_PATH = str(Path.home() / ".moodtune" / "profile.json")
 SIGNAL_NAMES = {"face": "face", "voice": "voice (how you sound)", "text": "typed text", "speech_text": "spoken words"}
 
@@ -34,18 +37,8 @@ _engine: MoodEngine | None = None
 def get_engine() -> MoodEngine:
     global _engine
     if _engine is None:
-        _engine = MoodEngine()
+        _engine = MoodEngine(workers=CONCURRENCY)  # models run on 2 fixed threads: memory stays flat
     return _engine
-
-
-def _consume(path: str | None) -> bytes | None:
-    """Read an uploaded file into memory and delete it at once."""
-    if not path:
-        return None
-    try:
-        return Path(path).read_bytes()
-    finally:
-        Path(path).unlink(missing_ok=True)
 
 
 def signal_bars(mood: MoodReading) -> pd.DataFrame:
@@ -103,9 +96,9 @@ def _mood_outputs(mood: MoodReading, tracks: list[Track], show_players: bool):
 
 def analyze(image: str | None, audio: str | None, text: str | None, strategy: str, n: float, show_players: bool,
             session: Session | None, catalog: str | None = EMBEDDED):
-    """Read every given signal, fuse, recommend. Uploaded files are read into memory and deleted."""
+    """Read every given signal, fuse, recommend. Uploaded files are read into memory, then deleted."""
     engine = get_engine()
-    image_bytes, audio_bytes = _consume(image), _consume(audio)
+    image_bytes, audio_bytes = UPLOADS.consume(image), UPLOADS.consume(audio)
     mood = engine.analyze(image=image_bytes, audio=audio_bytes, text=text or None)
     session = session or Session()
     tracks = engine.recommend(mood, n=int(n), strategy=strategy, session=session,
@@ -145,7 +138,7 @@ def live_face(frame, smoother: EmaSmoother | None):
     smoother = smoother or EmaSmoother()
     if frame is None:
         return gr.update(), "waiting for the camera…", smoother
-    reading = get_engine().face.predict(frame)
+    reading = get_engine().read(image=frame)["face"]
     probs = smoother.update(reading)
     note = "face found" if reading.ok else reading.message
     return (probs or {"no face yet": 1.0}), note, smoother
@@ -215,7 +208,7 @@ def build_demo() -> gr.Blocks:
 
 def launch(host: str = "127.0.0.1", port: int = 7860, inbrowser: bool = False, **kw: Any) -> None:
     demo = build_demo()
-    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     demo.launch(server_name=host, server_port=port, share=False, inbrowser=inbrowser, max_file_size=MAX_UPLOAD,
                 show_error=True, footer_links=["api"], **kw)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from multimodal import FaceEncoder, TextEncoder, VoiceEncoder
 from multimodal.reading import ModalityReading, Status
@@ -12,6 +13,8 @@ from recommend import Catalog, Session, Track, load_catalog, recommend_tracks
 
 from .late import LateFusion
 from .mood import MoodReading
+
+T = TypeVar("T")
 
 
 class MoodEngine:
@@ -25,11 +28,16 @@ class MoodEngine:
     local folder) or a ready encoder. Models load lazily, once, thread-safely. ``catalog`` is a
     :class:`recommend.Catalog`, a CSV path or an imported catalog's name (default: the embedded catalog). ``fusion`` is a
     :class:`fusion.LateFusion` (e.g. one you fitted) or the name of a method ("linear", "poe").
+
+    ``workers``: run the models on a fixed pool of that many threads instead of the caller's thread. A server
+    that calls from many threads (Gradio's worker pool has 40) should set it: torch and CTranslate2 keep
+    buffers per calling thread, and without a fixed pool the process's memory grows with every new thread.
     """
 
     def __init__(self, *, face: Any = None, voice: Any = None, text: Any = None,
                  catalog: Catalog | str | Path | None = None, fusion: LateFusion | str = "linear",
-                 priors: Mapping[str, float] | None = None, transcribe: bool = True) -> None:
+                 priors: Mapping[str, float] | None = None, transcribe: bool = True,
+                 workers: int | None = None) -> None:
         self.face = face if isinstance(face, FaceEncoder) else FaceEncoder(face)
         self.voice = voice if isinstance(voice, VoiceEncoder) else VoiceEncoder(voice, transcribe=transcribe)
         self.text = text if isinstance(text, TextEncoder) else TextEncoder(text)
@@ -37,6 +45,18 @@ class MoodEngine:
         self._catalog_ref = catalog
         self._catalog: Catalog | None = catalog if isinstance(catalog, Catalog) else None
         self._lock = threading.Lock()
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _submit(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run ``fn`` on the engine's worker threads (or here, without ``workers``)."""
+        if not self.workers:
+            return fn(*args, **kw)
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="moodtune-model")
+        return self._pool.submit(fn, *args, **kw).result()
 
     @property
     def catalog(self) -> Catalog:
@@ -50,6 +70,9 @@ class MoodEngine:
     def read(self, image: Any = None, audio: Any = None, text: Any = None, *,
              detect_face: bool = True) -> dict[str, ModalityReading]:
         """Each signal's reading (missing signals get status ``missing``)."""
+        return self._submit(self._read, image, audio, text, detect_face=detect_face)
+
+    def _read(self, image: Any, audio: Any, text: Any, *, detect_face: bool) -> dict[str, ModalityReading]:
         readings = {
             "face": self.face.predict(image, detect_face=detect_face),
             "voice": self.voice.predict(audio),

@@ -102,28 +102,32 @@ def evaluate_text(data: Path) -> tuple[dict, dict[str, np.ndarray], dict]:
     out, probs, splits = {}, {}, {}
     for corpus, split in (("dair", "val"), ("goemotions", "dev")):
         s = load_text_split(data, corpus, split)
-        chunks = [backend.chunk(t)[0] for t in s.texts]
-        # logits via the backend at T=1: temperature applied after, to report both ECEs
-        t_saved, backend.temperature = backend.temperature, 1.0
-        try:
-            p1 = np.concatenate([backend.probabilities(chunks[i:i + 512]) for i in
-                                 tqdm(range(0, len(chunks), 512), desc=f"text {corpus}")])
-        finally:
-            backend.temperature = t_saved
-        logits = np.log(np.clip(p1, 1e-12, None))
+        # the encoder's own path (chunks, clauses), as used: calibrated; and at T=1 for the "before" ECE
+        t_saved = backend.temperature
         cover = s.coverage
+        per_t = {}
+        for t in (1.0, t_saved):
+            backend.temperature = t
+            try:
+                p = np.stack([r.vector for i in tqdm(range(0, len(s.texts), 512), desc=f"text {corpus} (T={t:.2f})")
+                              for r in encoder.predict_batch(s.texts[i:i + 512])])
+            finally:
+                backend.temperature = t_saved
+            per_t[t] = np.where(cover, np.log(np.clip(p, 1e-12, None)), -1e4)
+        logits = per_t[t_saved]  # log-probabilities as used; argmax and thresholds apply to these
         gold_top = np.array([EMOTIONS.index(labs[0]) for labs in s.labels])
-        masked = np.where(cover, logits, -1e4)
-        rep = classification_report(masked, gold_top, list(EMOTIONS), temperature=t_saved)
+        rep = classification_report(logits, gold_top, list(EMOTIONS), temperature=1.0)
+        rep["temperature"] = float(t_saved)
+        rep["ece_before_temperature"] = ece(softmax(per_t[1.0]), gold_top)
         rep["per_class_recall"] = {e: v for e, v in rep["per_class_recall"].items() if cover[EMOTIONS.index(e)]}
         if corpus == "goemotions":  # multi-label: a class is predicted when p ≥ 0.3 or it is the top class
             from models.text.train_text import evaluate as multilabel
 
-            rep["multilabel"] = multilabel(softmax(logits, t_saved), s)
+            rep["multilabel"] = multilabel(softmax(logits), s)
             rep["macro_f1_multilabel"] = rep["multilabel"]["macro_f1"]
         rep["data"] = f"{s.name} ({len(s)} rows); argmax over the classes the corpus can express"
         out[s.name] = rep
-        probs[s.name] = softmax(logits, t_saved)
+        probs[s.name] = softmax(logits)
         splits[s.name] = s
     return out, probs, splits
 

@@ -33,6 +33,21 @@ TEXT_ADAPTER = MODELS_DIR / "text" / "adapter"
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
 _SPACE = re.compile(r"\s+")
+_CONTRAST = re.compile(r"\s*,?\s*\b(?:but|yet|though|although|even though|however|whereas)\b\s*,?\s*", re.I)
+_LEADING = re.compile(r"^\W*(?:although|though|even though|while)\s+([^,;]*\w[^,;]*)[,;]\s*(.*\w.*)$", re.I)
+CLAUSE_WEIGHT = 0.5  # share of the clause average in a contrasted sentence (dair/GoEmotions: accuracy-neutral)
+
+
+def contrast_clauses(text: str) -> list[str]:
+    """The parts of a sentence around "but", "yet", "although"…; empty when there is no such contrast.
+
+    "I feel exhausted but hopeful" → ["I feel exhausted", "hopeful"]. A transformer reading the whole
+    sentence tends to pick one side; the encoder averages the whole with its clauses so that mixed
+    feelings show up as two strong classes.
+    """
+    leading = _LEADING.match(text)  # "Although I lost, I am proud of myself"
+    parts = list(leading.groups()) if leading else [p for p in _CONTRAST.split(text) if re.search(r"\w", p)]
+    return parts if len(parts) > 1 else []
 
 
 @dataclass
@@ -211,9 +226,10 @@ class TextEncoder(Encoder[TextClassifierBackend]):
 
     modality = "text"
 
-    def __init__(self, model: str | Path | None = None, *, max_chunks: int = 64) -> None:
+    def __init__(self, model: str | Path | None = None, *, max_chunks: int = 64, clauses: bool = True) -> None:
         super().__init__(model)
         self.max_chunks = max_chunks
+        self.clauses = clauses  # also read the clauses around "but"/"although" (mixed feelings)
 
     def _load_embedded(self) -> TextClassifierBackend:
         return MiniLMEmotionBackend()
@@ -226,6 +242,7 @@ class TextEncoder(Encoder[TextClassifierBackend]):
         backend = self.backend
         all_chunks: list[list[int]] = []
         spans: dict[int, tuple[int, int]] = {}
+        clause_spans: dict[int, tuple[int, int]] = {}
         for i, p in enumerate(prepared):
             if isinstance(p, PreparedText):
                 chunks = backend.chunk(p.text)
@@ -238,6 +255,10 @@ class TextEncoder(Encoder[TextClassifierBackend]):
                     chunks = used
                 spans[i] = (len(all_chunks), len(chunks))
                 all_chunks.extend(chunks)
+                clauses = contrast_clauses(p.text) if len(chunks) == 1 and self.clauses else []
+                if clauses:
+                    clause_spans[i] = (len(all_chunks), len(clauses))
+                    all_chunks.extend(backend.chunk(c)[0] for c in clauses)
         probs = backend.probabilities(all_chunks) if all_chunks else np.zeros((0, len(EMOTIONS)))
         readings: list[ModalityReading] = []
         for i, p in enumerate(prepared):
@@ -248,8 +269,12 @@ class TextEncoder(Encoder[TextClassifierBackend]):
             start, n = spans[i]
             lengths = np.array([len(c) for c in all_chunks[start:start + n]], dtype=float)
             dist = (probs[start:start + n] * lengths[:, None]).sum(0) / lengths.sum()
+            extras = {"language": p.language, "chunks": n, "characters": len(p.text)}
+            if i in clause_spans:
+                c0, k = clause_spans[i]
+                dist = (1 - CLAUSE_WEIGHT) * dist + CLAUSE_WEIGHT * probs[c0:c0 + k].mean(0)
+                extras["clauses"] = k
             readings.append(ModalityReading.from_probs(
                 self.modality, dist, coverage=backend.label_map.coverage, quality=p.quality,
-                message="; ".join(p.notes), model=backend.name,
-                extras={"language": p.language, "chunks": n, "characters": len(p.text)}))
+                message="; ".join(p.notes), model=backend.name, extras=extras))
         return readings

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def test_analyze_handler_text_only():
     assert "face" in status and "missing" in status  # absent signals are shown, not hidden
 
 
-def test_uploaded_files_are_deleted_after_use(tmp_path):
+def test_uploaded_files_are_read_then_deleted(tmp_path):
     img = tmp_path / "upload.png"
     import cv2
 
@@ -40,10 +41,45 @@ def test_uploaded_files_are_deleted_after_use(tmp_path):
     wav = tmp_path / "upload.wav"
     sf.write(wav, np.zeros(16000, np.float32), 16000)
     out = app_gradio.analyze(str(img), str(wav), "so proud of myself!!", "uplift", 5, True, None)
+    assert {img, wav} <= set(app_gradio.UPLOADS.pending)
+    app_gradio.UPLOADS.sweep(force=True)
     assert not img.exists() and not wav.exists()
     status = out[3]
     assert "no face" in status.lower() and "silence" in status.lower()
     assert "<iframe" in out[6]  # players only when asked for
+
+
+def test_upload_janitor_keeps_a_shared_upload_until_its_last_use(tmp_path):
+    from fusion.uploads import UploadJanitor
+
+    janitor = UploadJanitor(grace_s=30, interval_s=3600)  # sweeps driven by the test
+    shared = tmp_path / "abc123" / "photo.png"
+    shared.parent.mkdir()
+    shared.write_bytes(b"same bytes")
+    t0 = time.time()
+    assert janitor.consume(shared) == b"same bytes"
+    assert janitor.sweep(now=t0 + 5) == 0 and shared.exists()  # a second request with the same upload can read it
+    assert janitor.consume(shared) == b"same bytes"
+    os.utime(shared, (t0 + 40, t0 + 40))  # re-uploaded later: that copy gets its own grace period
+    assert janitor.sweep(now=t0 + 45) == 0 and shared.exists()
+    assert janitor.sweep(now=t0 + 71) == 1
+    assert not shared.exists() and not shared.parent.exists() and janitor.pending == []
+    assert janitor.consume(None) is None
+
+
+def test_upload_janitor_thread_deletes_without_being_asked(tmp_path):
+    from fusion.uploads import UploadJanitor
+
+    janitor = UploadJanitor(grace_s=0.0, interval_s=0.05)
+    f = tmp_path / "clip.wav"
+    f.write_bytes(b"RIFF")
+    os.utime(f, (time.time() - 1, time.time() - 1))
+    janitor.consume(f)
+    for _ in range(100):
+        if not f.exists():
+            break
+        time.sleep(0.05)
+    assert not f.exists()
 
 
 def test_feedback_and_strategy_rerank():

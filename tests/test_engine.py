@@ -60,6 +60,29 @@ def test_engine_accepts_a_catalog_and_recommend_accepts_another(engine, tmp_path
     assert {t.id for t in eng.recommend(mood, n=5, catalog=other)} <= set(other.frame["id"])
 
 
+def test_workers_run_the_models_on_a_fixed_pool_of_threads(engine):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen: set[str] = set()
+    real_predict = engine.text.predict
+
+    class Recording(type(engine.text)):
+        def __init__(self):  # shares the loaded model of the session engine
+            self.__dict__.update(engine.text.__dict__)
+
+        def predict(self, x, **kw):
+            seen.add(threading.current_thread().name)
+            return real_predict(x, **kw)
+
+    pooled = fusion.MoodEngine(text=Recording(), face=engine.face, voice=engine.voice, workers=2)
+    with ThreadPoolExecutor(8) as callers:  # eight caller threads, like a web server's worker pool
+        moods = list(callers.map(lambda i: pooled.analyze(text=f"I am so happy today, take {i}"), range(24)))
+    assert all(m.top_emotion == "happy" for m in moods)
+    assert 1 <= len(seen) <= 2 and all(name.startswith("moodtune-model") for name in seen)
+    assert fusion.MoodEngine(text=engine.text, workers=None)._submit(threading.current_thread) is threading.current_thread()
+
+
 def test_module_level_api():
     mood = fusion.analyze(text="I can't stop crying")
     assert mood.top_emotion == "sad"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from multimodal import EMOTIONS, Status, TextEncoder
-from multimodal.text import clean_text, prepare_text
+from multimodal.text import clean_text, contrast_clauses, prepare_text
 
 from .conftest import needs_data
 
@@ -69,12 +69,41 @@ def test_negation_moves_away_from_happy(text_encoder):
     assert "happy" not in {e for e, _ in sorted(negated.probabilities.items(), key=lambda kv: -kv[1])[:2]}
 
 
-def test_mixed_feelings_show_two_strong_classes(text_encoder):
+MIXED = [
+    ("I feel exhausted but hopeful", {"sad", "happy"}),
+    ("I am happy but also a little scared", {"fear", "happy"}),
+    ("I love it but I am nervous", {"fear", "happy"}),
+    ("I am sad but also a little excited", {"sad", "happy"}),
+    ("Although I lost, I am proud of myself", {"sad", "happy"}),
+]
+
+
+@pytest.mark.parametrize("sentence,pair", MIXED)
+def test_mixed_feelings_show_two_strong_classes(text_encoder, sentence, pair):
+    r = text_encoder.predict(sentence)
+    ranked = sorted(r.probabilities.items(), key=lambda kv: -kv[1])
+    assert {e for e, _ in ranked[:2]} == pair, r.probabilities
+    assert ranked[1][1] > 0.15 and r.extras["clauses"] == 2
+
+
+def test_without_contrast_one_reading_of_the_whole(text_encoder):
     r = text_encoder.predict("I'm thrilled and a bit anxious about moving")
     assert r.probabilities["happy"] > 0.2 and r.probabilities["fear"] > 0.2
-    r = text_encoder.predict("I am happy but also a little scared")
-    top2 = {e for e, _ in sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:2]}
-    assert top2 == {"fear", "happy"}
+    assert "clauses" not in r.extras
+    whole_only = TextEncoder(clauses=False)
+    whole_only._backend = text_encoder.backend  # same model, clause reading off
+    assert whole_only.predict("I feel exhausted but hopeful").probabilities["happy"] < \
+        text_encoder.predict("I feel exhausted but hopeful").probabilities["happy"]
+
+
+@pytest.mark.parametrize("text,clauses", [
+    ("I feel exhausted but hopeful", ["I feel exhausted", "hopeful"]),
+    ("Although I lost, I am proud of myself", ["I lost", "I am proud of myself"]),
+    ("tired, yet happy", ["tired", "happy"]),
+    ("but", []), ("I am happy", []), ("nobody butters bread", []), ("But why?", []),
+])
+def test_contrast_clauses(text, clauses):
+    assert contrast_clauses(text) == clauses
 
 
 @pytest.mark.parametrize("bad,status", [("", Status.EMPTY), ("   \n\t ", Status.EMPTY), ("!!! ...", Status.EMPTY),
