@@ -1,15 +1,20 @@
 """Face detection: OpenCV Haar cascades (frontal, then profile both ways), the largest face wins.
 
-An optional MediaPipe backend (``pip install moodtune[mediapipe]``) uses the Tasks FaceDetector
-with a BlazeFace model file the user supplies (``MOODTUNE_BLAZEFACE`` or ``model_path=``).
+An optional MediaPipe backend (``pip install moodtune[mediapipe]``) uses the Tasks FaceDetector with a
+BlazeFace model file: the one you give (``model_path=`` or ``MOODTUNE_BLAZEFACE``), else one downloaded once
+from Google's model storage into ``~/.cache/moodtune/`` where internet exists (MediaPipe ≥ 0.10.30 ships none).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -41,10 +46,11 @@ class FaceDetector(Protocol):
 def _cascade(name: str):
     import cv2
 
-    path = os.path.join(cv2.data.haarcascades, name)
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV's {name} is missing; install opencv-python-headless<5 (5.x dropped the cascades)")
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    cascade = cv2.CascadeClassifier(os.path.join(folder, name)) if folder else None
+    if cascade is None or cascade.empty():
+        raise RuntimeError(f"OpenCV {cv2.__version__} has no {name} (5.x dropped the Haar cascades); "
+                           "reinstall it with: pip install --force-reinstall 'opencv-python-headless<5'")
     return cascade
 
 
@@ -77,8 +83,40 @@ class HaarFaceDetector:
         return sorted(faces, key=lambda f: -f.w * f.h)
 
 
+BLAZEFACE_URL = ("https://storage.googleapis.com/mediapipe-models/face_detector/blaze_face_short_range/float16/"
+                 "latest/blaze_face_short_range.tflite")
+CACHE_DIR = Path.home() / ".cache" / "moodtune"
+
+
+def blazeface_model(model_path: str | os.PathLike | None = None, url: str = BLAZEFACE_URL,
+                    cache_dir: Path = CACHE_DIR, timeout: float = 20.0) -> Path:
+    """The BlazeFace model file: the given one, ``MOODTUNE_BLAZEFACE``, a cached download, or a new download."""
+    given = model_path or os.environ.get("MOODTUNE_BLAZEFACE")
+    if given:
+        if not os.path.isfile(given):
+            raise InputError(f"no BlazeFace model file at {given}")
+        return Path(given)
+    target = cache_dir / Path(urlparse(url).path).name
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            shutil.copyfileobj(response, out)
+        if partial.stat().st_size == 0:
+            raise OSError("empty download")
+        partial.replace(target)  # atomic: a broken download never looks like a model
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise InputError(f"the MediaPipe backend needs a BlazeFace model file and it could not be downloaded from "
+                         f"{url} ({exc}); download blaze_face_short_range.tflite where you have internet and pass "
+                         "model_path= or set MOODTUNE_BLAZEFACE") from exc
+    return target
+
+
 class MediaPipeFaceDetector:
-    """MediaPipe Tasks FaceDetector (BlazeFace short range). Needs the model file; never downloads."""
+    """MediaPipe Tasks FaceDetector (BlazeFace short range); the model file as :func:`blazeface_model` finds it."""
 
     name = "mediapipe"
 
@@ -88,10 +126,7 @@ class MediaPipeFaceDetector:
             from mediapipe.tasks.python import BaseOptions, vision
         except ImportError as exc:
             raise InputError("the MediaPipe backend needs: pip install 'moodtune[mediapipe]'") from exc
-        model_path = model_path or os.environ.get("MOODTUNE_BLAZEFACE")
-        if not model_path or not os.path.isfile(model_path):
-            raise InputError("the MediaPipe backend needs a BlazeFace model file (blaze_face_short_range.tflite); "
-                             "pass model_path= or set MOODTUNE_BLAZEFACE")
+        model_path = str(blazeface_model(model_path))
         self._mp = mp
         self._detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=model_path), min_detection_confidence=min_score))

@@ -1,6 +1,7 @@
 """The face encoder: detection, crops, our FER2013 CNN, bad input."""
 
 import io
+import socket
 
 import numpy as np
 import pytest
@@ -111,3 +112,116 @@ def test_hub_path_with_a_tiny_local_vit(tmp_path):
     enc = FaceEncoder(model=str(tmp_path))
     r = enc.predict(np.random.default_rng(2).integers(0, 256, (48, 48), dtype=np.uint8), detect_face=False)
     assert r.ok and r.model == str(tmp_path) and sum(r.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_an_opencv_without_haar_cascades_gives_a_clear_message(face_encoder, monkeypatch):
+    import cv2
+
+    from multimodal import face_detection
+
+    face_detection._cascade.cache_clear()
+    monkeypatch.delattr(cv2, "data")  # as in OpenCV 5.x, or after another cv2 distribution overwrote ours
+    try:
+        with pytest.raises(RuntimeError, match="opencv-python-headless<5"):
+            face_detection.HaarFaceDetector().detect(np.zeros((120, 120), np.uint8))
+        noise = np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+        reading = face_encoder.predict(noise)
+        assert not reading.ok and "opencv-python-headless<5" in reading.message
+    finally:
+        monkeypatch.undo()
+        face_detection._cascade.cache_clear()
+    assert face_encoder.predict(noise).status.value == "no_face"
+
+
+def test_blazeface_model_is_downloaded_once_then_cached(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from multimodal.face_detection import blazeface_model
+
+    hits = []
+
+    class Models(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            hits.append(self.path)
+            body = b"TFL3 fake model bytes"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/models/blaze_face_short_range.tflite"
+    try:
+        path = blazeface_model(url=url, cache_dir=tmp_path)
+        assert path == tmp_path / "blaze_face_short_range.tflite" and path.read_bytes().startswith(b"TFL3")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert blazeface_model(url=url, cache_dir=tmp_path) == path and len(hits) == 1  # cached: no second download
+
+
+def test_blazeface_model_offline_or_missing_gives_a_clear_message(tmp_path, monkeypatch):
+    from multimodal.base import InputError
+    from multimodal.face_detection import blazeface_model
+
+    monkeypatch.delenv("MOODTUNE_BLAZEFACE", raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    with pytest.raises(InputError, match="MOODTUNE_BLAZEFACE"):
+        blazeface_model(url=f"http://127.0.0.1:{closed_port}/blaze_face_short_range.tflite", cache_dir=tmp_path,
+                        timeout=2)
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
+    with pytest.raises(InputError, match="no BlazeFace model file"):
+        blazeface_model(tmp_path / "nowhere.tflite")
+    given = tmp_path / "mine.tflite"
+    given.write_bytes(b"x")
+    monkeypatch.setenv("MOODTUNE_BLAZEFACE", str(given))
+    assert blazeface_model() == given
+
+
+def test_mediapipe_detector_without_the_extra_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("mediapipe") is not None:
+        pytest.skip("mediapipe is installed here")
+    from multimodal import FaceEncoder
+
+    noise = np.random.default_rng(1).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    reading = FaceEncoder(detector="mediapipe").predict(noise)
+    assert not reading.ok and "moodtune[mediapipe]" in reading.message
+
+
+def test_mediapipe_detector_finds_a_face(data_dir):
+    pytest.importorskip("mediapipe", reason="the [mediapipe] extra is not installed")
+    import os
+
+    if not os.path.isfile(os.environ.get("MOODTUNE_BLAZEFACE", "")):
+        pytest.skip("no BlazeFace model file (set MOODTUNE_BLAZEFACE)")
+    from multimodal import FaceEncoder
+
+    import cv2
+
+    face = np.load(data_dir / "face" / "fer2013_val.npz")["images"][0]
+    frame = np.full((480, 640, 3), 115, np.uint8)
+    frame[140:340, 220:420] = cv2.cvtColor(cv2.resize(face, (200, 200)), cv2.COLOR_GRAY2RGB)
+    reading = FaceEncoder(detector="mediapipe").predict(frame)
+    assert reading.ok and reading.extras["detector"] == "mediapipe"
+
+
+def test_mediapipe_extra_keeps_opencv_below_5():
+    """mediapipe pulls opencv-contrib-python unpinned; 5.x would overwrite our cv2 and drop the Haar cascades."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    reqs = [Requirement(r) for r in requires("moodtune") or []]
+    extra = [r for r in reqs if r.marker and r.marker.evaluate({"extra": "mediapipe"})]
+    assert any(r.name == "mediapipe" for r in extra)
+    contrib = [r for r in extra if r.name == "opencv-contrib-python"]
+    assert contrib and not contrib[0].specifier.contains("5.0.0") and contrib[0].specifier.contains("4.14.0")
