@@ -194,7 +194,9 @@ def main() -> None:
     text = engine.text.load()
     sentence = "I feel exhausted but hopeful about tomorrow"
     p50_t, p95_t = timeit(lambda: text.predict(sentence), repeat)
-    add("text: one sentence", f"p50 {p50_t:.1f} ms, p95 {p95_t:.1f} ms")
+    add("text: one sentence with a contrast (whole + 2 clauses)", f"p50 {p50_t:.1f} ms, p95 {p95_t:.1f} ms")
+    p50_plain, p95_plain = timeit(lambda: text.predict("I finally passed my exam and I can't stop smiling"), repeat)
+    add("text: one sentence without a contrast", f"p50 {p50_plain:.1f} ms, p95 {p95_plain:.1f} ms")
     batch = [sentence, "ugh, Mondays", "so proud of myself!!", "I am furious with you"] * 16
     p50, _ = timeit(lambda: text.predict_batch(batch), max(3, repeat // 5), 1)
     add("text: batch of 64 sentences", f"{p50:.0f} ms", f"{64000 / p50:.0f} sentences/s")

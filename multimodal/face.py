@@ -110,7 +110,8 @@ class FerCnnBackend(FaceBackend):
     def logits(self, grey48: np.ndarray) -> np.ndarray:
         """Logits (N, 7) for grey uint8 crops (N, 48, 48), averaged with their mirror images."""
         x = torch.from_numpy(np.ascontiguousarray(grey48)).float().div_(255).unsqueeze(1)
-        return ((self.net(x) + self.net(torch.flip(x, dims=[3]))) / 2).numpy()
+        both = self.net(torch.cat([x, torch.flip(x, dims=[3])]))  # one pass over the crops and their mirrors
+        return ((both[:len(x)] + both[len(x):]) / 2).numpy()
 
     def probabilities(self, crops: list[FaceCrop]) -> np.ndarray:
         return softmax(self.logits(np.stack([c.crop for c in crops])), self.temperature)
