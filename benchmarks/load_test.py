@@ -160,14 +160,24 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data",
                     help="FER2013 val supplies the face in the test frame (a blank frame without it)")
     ap.add_argument("--text-only", action="store_true", help="send only text (no image or audio)")
+    ap.add_argument("--write", action="store_true", help="also write the result to docs/load_test.md")
     args = ap.parse_args()
     r = run(args.users, args.requests, data=args.data if args.data.exists() else None,
             with_media=not args.text_only)
-    print(f"{r['users']} users × {args.requests} requests: {r['ok']} ok, {r['errors']} errors; "
-          f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, {r['throughput_rps']:.1f} req/s; "
-          f"RSS {r['rss_start_mb']:.0f} → {r['rss_end_mb']:.0f} MB ({r['rss_growth']:+.1%}, peak {r['rss_peak_mb']:.0f} MB); "
-          f"{'face + voice + text' if r['with_media'] else 'text only'} per request, {os.cpu_count()} cores")
-    print("RSS over the run (MB, 0%..100%):", " ".join(f"{v:.0f}" for v in r["rss_trace_mb"]))
+    summary = (f"{r['users']} users × {args.requests} requests: {r['ok']} ok, {r['errors']} errors; "
+               f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, {r['throughput_rps']:.1f} req/s; "
+               f"RSS {r['rss_start_mb']:.0f} → {r['rss_end_mb']:.0f} MB ({r['rss_growth']:+.1%}, "
+               f"peak {r['rss_peak_mb']:.0f} MB); {'face + voice + text' if r['with_media'] else 'text only'} "
+               f"per request, {os.cpu_count()} cores")
+    trace = "RSS over the run (MB, 0%..100%): " + " ".join(f"{v:.0f}" for v in r["rss_trace_mb"])
+    print(summary)
+    print(trace)
+    if args.write:
+        (ROOT / "docs" / "load_test.md").write_text(
+            f"# Load test\n\nLatest run: `python benchmarks/load_test.py --users {args.users} --requests {args.requests} "
+            f"--write` on {time.strftime('%Y-%m-%d')}.\n\n- {summary}\n- {trace}\n\nThe demo runs in its own process "
+            "(`app_gradio.launch`, queue concurrency 2); latency includes the wait in its queue, so p50 ≈ users × "
+            "service time / 2. Memory is the demo process's RSS after a concurrent warm-up round vs at the end.\n")
     for e in r["first_errors"]:
         print("  error:", e)
     sys.exit(1 if r["errors"] or r["rss_growth"] > 0.10 else 0)

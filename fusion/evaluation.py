@@ -184,9 +184,12 @@ def fusion_study(tr: Triplets, off_topic: ModalityReading) -> dict[str, Any]:
     def acc(model, xs) -> float:
         return float(np.mean(model.predict_proba(xs).argmax(1) == test_y))
 
+    no_discount = {"text": 0.0, "speech_text": 0.0}
     models = {"fixed priors (linear)": LateFusion("linear"), "product of experts": LateFusion("poe"),
               "learned priors (linear)": LateFusion("linear").fit(fit_x, fit_y),
-              "learned priors (poe)": LateFusion("poe").fit(fit_x, fit_y)}
+              "learned priors (poe)": LateFusion("poe").fit(fit_x, fit_y),
+              "fixed priors (linear), no neutral discount": LateFusion("linear", neutral_discount=no_discount),
+              "product of experts, no neutral discount": LateFusion("poe", neutral_discount=no_discount)}
     singles = {m: float(np.mean([r[m].vector.argmax() == y for r, y in zip(test_x, test_y)]))
                for m in ("face", "voice", "text")}
     result: dict[str, Any] = {"n_test": int(len(test_y)), "emotions": list(FUSION_EMOTIONS), "single_signal": singles,

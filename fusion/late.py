@@ -1,8 +1,10 @@
 """Late fusion of per-signal readings into one mood.
 
-Each usable signal ``s`` gets the weight ``w_s = prior_s × quality_s × confidence_s`` (quality: how
-good the input was; confidence: 1 − normalised entropy of its calibrated distribution). Missing or
-failed signals drop out and the others renormalise.
+Each usable signal ``s`` gets the weight ``w_s = prior_s × quality_s × confidence_s × (1 − d_s · p_s(neutral))``
+(quality: how good the input was; confidence: 1 − normalised entropy of its calibrated distribution).
+The neutral discount ``d_s`` applies to words (typed text, speech transcripts): a line without emotional
+content ("the report is due at 4 pm") is weak evidence about mood, and should not outvote an angry voice
+or face by reading confidently "neutral". Missing or failed signals drop out and the others renormalise.
 
 Coverage: a model that cannot express an emotion (a 4-class speech model has no "disgust") has no
 opinion on it, rather than a vote of zero. Before pooling, each reading's distribution is completed on
@@ -29,6 +31,9 @@ METHODS = ("linear", "poe")
 #: Prior trust in each signal before looking at the input (typed text is the most reliable signal we
 #: have, the acted-speech voice model the least). ``fit`` learns these from labelled readings.
 DEFAULT_PRIORS: dict[str, float] = {"text": 1.0, "face": 0.8, "speech_text": 0.7, "voice": 0.5}
+#: How much a signal's weight shrinks when it reads "neutral": 1 − d × p(neutral). See the module docstring;
+#: the fusion study in ``moodtune evaluate`` reports accuracy with and without it.
+DEFAULT_NEUTRAL_DISCOUNT: dict[str, float] = {"text": 0.9, "speech_text": 0.9}  # < 1: never zero
 EPS = 1e-6
 MIN_WEIGHT = 1e-4
 
@@ -88,13 +93,21 @@ def pool(probs: np.ndarray, weights: np.ndarray, method: str = "linear") -> np.n
 
 
 def fuse(readings: Mapping[str, ModalityReading] | Sequence[ModalityReading], *, method: str = "linear",
-         priors: Mapping[str, float] | None = None) -> MoodReading:
-    """Fuse readings (a dict by modality, or a list) into a :class:`MoodReading`."""
+         priors: Mapping[str, float] | None = None,
+         neutral_discount: Mapping[str, float] | None = None) -> MoodReading:
+    """Fuse readings (a dict by modality, or a list) into a :class:`MoodReading`.
+
+    ``priors`` and ``neutral_discount`` override :data:`DEFAULT_PRIORS` and :data:`DEFAULT_NEUTRAL_DISCOUNT`
+    per modality (a discount of 0 turns it off).
+    """
     if method not in METHODS:
         raise ValueError(f"unknown fusion method {method!r}; choose one of {', '.join(METHODS)}")
     readings = _as_dict(readings)
     priors = {**DEFAULT_PRIORS, **(priors or {})}
-    raw_all = {m: priors.get(m, 0.5) * r.quality * r.confidence for m, r in readings.items() if r.ok}
+    discount = {**DEFAULT_NEUTRAL_DISCOUNT, **(neutral_discount or {})}
+    raw_all = {m: priors.get(m, 0.5) * r.quality * r.confidence
+               * (1 - float(np.clip(discount.get(m, 0.0), 0, 1)) * r.probabilities.get("neutral", 0.0))
+               for m, r in readings.items() if r.ok}
     usable = [m for m, w in raw_all.items() if w > MIN_WEIGHT]  # a flat (uninformative) reading has no say
     raw = np.array([raw_all[m] for m in usable])
     if not usable:
@@ -130,13 +143,15 @@ class LateFusion:
     emotions (names or indices into EMOTIONS). ``predict_proba(X)`` → (n, 7); ``predict(X)`` → names.
     """
 
-    def __init__(self, method: str = "linear", priors: Mapping[str, float] | None = None) -> None:
+    def __init__(self, method: str = "linear", priors: Mapping[str, float] | None = None,
+                 neutral_discount: Mapping[str, float] | None = None) -> None:
         self.method = method
         self.priors = dict(priors) if priors else dict(DEFAULT_PRIORS)
+        self.neutral_discount = {**DEFAULT_NEUTRAL_DISCOUNT, **(neutral_discount or {})}
         self.classes_ = np.array(EMOTIONS)
 
     def fuse(self, readings: Mapping[str, ModalityReading] | Sequence[ModalityReading]) -> MoodReading:
-        return fuse(readings, method=self.method, priors=self.priors_)
+        return fuse(readings, method=self.method, priors=self.priors_, neutral_discount=self.neutral_discount)
 
     @property
     def priors_(self) -> dict[str, float]:
@@ -153,7 +168,8 @@ class LateFusion:
             priors = dict(zip(modalities, np.exp(log_priors)))
             loss = 0.0
             for readings, t in zip(X, targets):
-                p = fuse(readings, method=self.method, priors=priors).vector[t]
+                p = fuse(readings, method=self.method, priors=priors,
+                         neutral_discount=self.neutral_discount).vector[t]
                 loss -= np.log(max(p, EPS))
             return loss / len(targets) + 1e-3 * float(np.sum(log_priors ** 2))
 

@@ -113,3 +113,17 @@ def test_fit_learns_to_trust_the_reliable_signal(rng):
     assert model.score(X, y) > 0.9
     assert model.predict_proba(X).shape == (80, 7)
     assert list(model.classes_) == list(EMOTIONS)
+
+
+def test_words_without_emotion_do_not_outvote_an_emotional_voice():
+    angry_voice = reading("voice", onehotish("angry", 0.8))
+    flat_text = reading("text", onehotish("neutral", 0.95))  # "the report is due at 4 pm"
+    assert fuse([angry_voice, flat_text]).top_emotion == "angry"
+    assert fuse([angry_voice, flat_text], neutral_discount={"text": 0.0}).top_emotion == "neutral"
+    sad_text = reading("text", onehotish("sad", 0.95))  # emotional words keep their full weight
+    assert fuse([angry_voice, sad_text]).top_emotion == "sad"
+
+
+def test_neutral_text_alone_still_reads_neutral():
+    mood = fuse([reading("text", onehotish("neutral", 0.99))])
+    assert mood.ok and mood.top_emotion == "neutral" and mood.weights["text"] == pytest.approx(1.0)
