@@ -71,6 +71,29 @@ def fer_val(data_dir):
 
 
 @needs_data
+@pytest.mark.parametrize("side", [70, 100, 260])  # in a 640×480 frame: small (second pass) to large (first pass)
+def test_large_faces_first_finds_the_same_faces_as_one_pass(fer_val, side):
+    import cv2
+
+    from multimodal.face import prepare_face
+    from multimodal.face_detection import HaarFaceDetector
+
+    images, _ = fer_val
+    one_pass, large_first = HaarFaceDetector(large_face_fraction=0), HaarFaceDetector()
+    compared = 0
+    for i in range(40):
+        frame = np.full((480, 640, 3), 120, np.uint8)
+        frame[60:60 + side, 300:300 + side] = cv2.resize(images[i], (side, side), interpolation=cv2.INTER_CUBIC)[..., None]
+        a, b = prepare_face(frame, one_pass), prepare_face(frame, large_first)
+        if hasattr(a, "status"):
+            continue
+        compared += 1
+        assert not hasattr(b, "status"), f"face {i} of side {side} lost by the large-first scan"
+        assert abs(a.box.w - b.box.w) <= 0.2 * a.box.w and abs(a.box.x - b.box.x) <= 0.1 * side
+    assert compared >= 10
+
+
+@needs_data
 def test_fer2013_validation_sample_accuracy(face_encoder, fer_val):
     images, labels = fer_val
     idx = np.random.default_rng(0).choice(len(labels), 500, replace=False)
