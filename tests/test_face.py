@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from multimodal import EMOTIONS, FaceEncoder, Status
-from multimodal.face_detection import FaceBox, square_crop
+from multimodal.face import prepare_face
+from multimodal.face_detection import FaceBox, HaarFaceDetector, square_crop
 from multimodal.image_io import downscale, to_rgb
 
 from .conftest import needs_data
@@ -74,9 +75,6 @@ def fer_val(data_dir):
 @pytest.mark.parametrize("side", [70, 100, 260])  # in a 640×480 frame: small (second pass) to large (first pass)
 def test_large_faces_first_finds_the_same_faces_as_one_pass(fer_val, side):
     import cv2
-
-    from multimodal.face import prepare_face
-    from multimodal.face_detection import HaarFaceDetector
 
     images, _ = fer_val
     one_pass, large_first = HaarFaceDetector(large_face_fraction=0), HaarFaceDetector()
