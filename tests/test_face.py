@@ -246,3 +246,21 @@ def test_mediapipe_extra_keeps_opencv_below_5():
     assert any(r.name == "mediapipe" for r in extra)
     contrib = [r for r in extra if r.name == "opencv-contrib-python"]
     assert contrib and not contrib[0].specifier.contains("5.0.0") and contrib[0].specifier.contains("4.14.0")
+
+
+def test_recipe_recomputes_batch_norm_from_the_given_images():
+    """The SWA stage's batch-norm pass: running statistics become the images' own mean and variance."""
+    import torch
+
+    from models.face.train_face import recompute_batch_norm
+    from multimodal.face_net import FaceExpressionNet
+
+    net = FaceExpressionNet(width=4)
+    first_bn = net.features[0][1]
+    first_bn.running_mean.fill_(5.0)
+    x = torch.rand(300, 1, 48, 48, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    recompute_batch_norm(net, x, batch=60)  # five batches, one cumulative average
+    with torch.no_grad():
+        conv_out = net.features[0][0]((x - 0.5) / 0.25)
+    assert torch.allclose(first_bn.running_mean, conv_out.mean((0, 2, 3)), atol=1e-4)
+    assert first_bn.momentum == 0.1 and not net.training

@@ -5,11 +5,18 @@
 Checkpoints go to --work (default ~/.cache/moodtune/train_face) after every epoch; running the same
 command again resumes. The best epoch (validation accuracy with flip test-time augmentation) is
 exported to models/face/fer_cnn.safetensors with a temperature fitted on the validation split.
+
+``--swa`` (with ``--init``) runs a stochastic-weight-averaging stage instead of a one-cycle one
+(Izmailov et al., UAI 2018): every epoch is one cosine cycle from --lr down to --lr/20, the weights at
+the end of each cycle are averaged, and batch-norm statistics are recomputed for the average. The
+average is exported when it beats the best single epoch on validation. Running the command again
+with a smaller --epochs stops the stage where it is and exports.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -67,6 +74,21 @@ def predict_logits(model: FaceExpressionNet, x: torch.Tensor, batch: int = 512) 
     return torch.cat(outs)
 
 
+@torch.no_grad()
+def recompute_batch_norm(model: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> None:
+    """Batch-norm running statistics from scratch over ``x`` (un-augmented images), as SWA needs."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over all batches
+    model.train()
+    for i in tqdm(range(0, len(x), batch), desc="batch-norm statistics", leave=False):
+        model(x[i:i + batch])
+    for bn in bns:
+        bn.momentum = 0.1
+    model.eval()
+
+
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
     t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([t], lr=0.1, max_iter=100)
@@ -95,7 +117,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke test)")
     ap.add_argument("--init", type=Path, default=None,
                     help="start from these weights (a fer_cnn.safetensors): a second, shorter fine-tuning stage")
+    ap.add_argument("--swa", action="store_true",
+                    help="stochastic weight averaging: one cosine cycle per epoch, average of the cycle ends")
     args = ap.parse_args()
+    if args.swa and args.init is None:
+        ap.error("--swa averages around trained weights: give --init")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -116,8 +142,12 @@ def main() -> None:
         print(f"starting from {args.init}")
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps_per_epoch = math.ceil(len(xtr) / args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
-                                                steps_per_epoch=steps_per_epoch, pct_start=0.2)
+    if args.swa:
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=steps_per_epoch, eta_min=args.lr / 20)
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
+                                                    steps_per_epoch=steps_per_epoch, pct_start=0.2)
+    swa = torch.optim.swa_utils.AveragedModel(model) if args.swa else None
     gen = torch.Generator().manual_seed(args.seed)
     state = {"epoch": 0, "best_acc": 0.0, "history": []}
     ckpt = args.work / "last.pt"
@@ -125,7 +155,13 @@ def main() -> None:
         saved = torch.load(ckpt, weights_only=False)
         model.load_state_dict(saved["model"]); opt.load_state_dict(saved["opt"])
         sched.load_state_dict(saved["sched"]); gen.set_state(saved["gen"]); state = saved["state"]
+        if swa is not None:
+            swa.load_state_dict(saved["swa"])
         print(f"resuming after epoch {state['epoch']} (best val acc {state['best_acc']:.4f})")
+    if args.init is not None and state["epoch"] == 0:
+        torch.save(model.state_dict(), args.work / "best.pt")  # a stage never exports worse than its start
+        state["best_acc"] = float((predict_logits(model, xva).argmax(1) == yva).float().mean())
+        print(f"starting weights: val acc {state['best_acc']:.4f}")
 
     for epoch in range(state["epoch"], args.epochs):
         model.train()
@@ -144,25 +180,53 @@ def main() -> None:
             bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}")
         val_logits = predict_logits(model, xva)
         acc = float((val_logits.argmax(1) == yva).float().mean())
-        state["history"].append({"epoch": epoch + 1, "train_loss": total / seen, "train_acc": correct / seen,
-                                 "val_acc": acc, "seconds": time.time() - t0})
+        record = {"epoch": epoch + 1, "train_loss": total / seen, "train_acc": correct / seen, "val_acc": acc}
+        if swa is not None:
+            swa.update_parameters(model)
+            probe = copy.deepcopy(swa.module)  # a quick look: batch norm from 4,096 training images
+            recompute_batch_norm(probe, xtr[perm[:4096]])
+            record["swa_val_acc_probe"] = float((predict_logits(probe, xva).argmax(1) == yva).float().mean())
+        record["seconds"] = time.time() - t0
+        state["history"].append(record)
         print(json.dumps(state["history"][-1]), flush=True)
         if acc > state["best_acc"]:
             state["best_acc"] = acc
             torch.save(model.state_dict(), args.work / "best.pt")
         state["epoch"] = epoch + 1
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "gen": gen.get_state(), "state": state}, ckpt)
+                    "gen": gen.get_state(), "state": state, "swa": swa.state_dict() if swa is not None else None},
+                   ckpt)
 
     model.load_state_dict(torch.load(args.work / "best.pt"))
+    exported = f"best single epoch ({state['best_acc']:.4f})"
+    if swa is not None and state["epoch"] > 0:
+        # Candidates, each with batch norm recomputed on un-augmented training images (the statistics
+        # test-time crops have); the best on validation is exported.
+        def val_acc(m: torch.nn.Module) -> float:
+            return float((predict_logits(m, xva).argmax(1) == yva).float().mean())
+
+        clean = copy.deepcopy(model)
+        recompute_batch_norm(clean, xtr)
+        averaged = swa.module
+        recompute_batch_norm(averaged, xtr)
+        candidates = {"best single epoch": (model, state["best_acc"]),
+                      "best single epoch, batch norm recomputed": (clean, val_acc(clean)),
+                      f"average of {int(swa.n_averaged)} cycle ends": (averaged, val_acc(averaged))}
+        state["swa"] = {"n_averaged": int(swa.n_averaged), "val_acc": {k: a for k, (_, a) in candidates.items()}}
+        for name, (_, a) in candidates.items():
+            print(f"{name}: val acc {a:.4f}")
+        exported, (model, state["best_acc"]) = max(candidates.items(), key=lambda kv: kv[1][1])
+        exported = f"{exported} ({state['best_acc']:.4f})"
     val_logits = predict_logits(model, xva)
     temperature = fit_temperature(val_logits, yva)
     tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     meta = {"width": str(args.width), "temperature": f"{temperature:.6f}", "labels": ",".join(EMOTIONS),
-            "best_val_acc": f"{state['best_acc']:.4f}", "epochs": str(args.epochs), "seed": str(args.seed)}
+            "best_val_acc": f"{state['best_acc']:.4f}", "epochs": str(state["epoch"]), "seed": str(args.seed),
+            "stage": "swa" if args.swa else "one-cycle"}
     save_file(tensors, args.out / "fer_cnn.safetensors", metadata=meta)
-    (args.out / "train_history.json").write_text(json.dumps(state["history"], indent=1))
-    print(f"exported {args.out / 'fer_cnn.safetensors'}: val acc {state['best_acc']:.4f}, T={temperature:.3f}")
+    history = {"history": state["history"], "swa": state["swa"]} if "swa" in state else state["history"]
+    (args.out / "train_history.json").write_text(json.dumps(history, indent=1))
+    print(f"exported {args.out / 'fer_cnn.safetensors'}: {exported}, T={temperature:.3f}")
 
 
 if __name__ == "__main__":
