@@ -29,6 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def cpu_name() -> str:
+    """The CPU's model name (latencies differ about 2x between the machines this project runs on)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def timeit(fn: Callable[[], object], repeat: int = 30, warmup: int = 3) -> tuple[float, float]:
     for _ in range(warmup):
         fn()
@@ -138,7 +149,7 @@ def main() -> None:
 
     import torch
 
-    add("machine", f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}", platform.processor() or platform.machine())
+    add("machine", f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}", cpu_name())
 
     # cold start: import + first result in a fresh process
     code = "import time;t=time.perf_counter();from fusion import MoodEngine;e=MoodEngine();m=e.analyze(text='I feel great');e.recommend(m);print(time.perf_counter()-t)"
