@@ -249,7 +249,7 @@ def test_mediapipe_extra_keeps_opencv_below_5():
 
 
 def test_recipe_recomputes_batch_norm_from_the_given_images():
-    """The SWA stage's batch-norm pass: running statistics become the images' own mean and variance."""
+    """The SWA stage's batch-norm pass: running means become the images' own means."""
     import torch
 
     from models.face.train_face import recompute_batch_norm

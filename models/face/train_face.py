@@ -8,9 +8,10 @@ exported to models/face/fer_cnn.safetensors with a temperature fitted on the val
 
 ``--swa`` (with ``--init``) runs a stochastic-weight-averaging stage instead of a one-cycle one
 (Izmailov et al., UAI 2018): every epoch is one cosine cycle from --lr down to --lr/20, the weights at
-the end of each cycle are averaged, and batch-norm statistics are recomputed for the average. The
-average is exported when it beats the best single epoch on validation. Running the command again
-with a smaller --epochs stops the stage where it is and exports.
+the end of each cycle are averaged, and batch-norm statistics are recomputed on un-augmented training
+images. Exported: the best on validation of the best single epoch, the same with batch norm recomputed,
+and the average. Running the command again with a smaller --epochs stops the stage where it is and
+exports.
 """
 
 from __future__ import annotations
