@@ -75,18 +75,15 @@ def predict_logits(model: FaceExpressionNet, x: torch.Tensor, batch: int = 512) 
     return torch.cat(outs)
 
 
-@torch.no_grad()
+def val_accuracy(model: FaceExpressionNet, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of ``predict_logits`` (flip test-time augmentation) against gold indices."""
+    return float((predict_logits(model, x).argmax(1) == y).float().mean())
+
+
 def recompute_batch_norm(model: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> None:
-    """Batch-norm running statistics from scratch over ``x`` (un-augmented images), as SWA needs."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over all batches
-    model.train()
-    for i in tqdm(range(0, len(x), batch), desc="batch-norm statistics", leave=False):
-        model(x[i:i + batch])
-    for bn in bns:
-        bn.momentum = 0.1
+    """Batch-norm running statistics from scratch over ``x`` (un-augmented images), as SWA needs; eval mode after."""
+    batches = tqdm(x.split(batch), desc="batch-norm statistics", leave=False)
+    torch.optim.swa_utils.update_bn(batches, model)
     model.eval()
 
 
@@ -161,7 +158,7 @@ def main() -> None:
         print(f"resuming after epoch {state['epoch']} (best val acc {state['best_acc']:.4f})")
     if args.init is not None and state["epoch"] == 0:
         torch.save(model.state_dict(), args.work / "best.pt")  # a stage never exports worse than its start
-        state["best_acc"] = float((predict_logits(model, xva).argmax(1) == yva).float().mean())
+        state["best_acc"] = val_accuracy(model, xva, yva)
         print(f"starting weights: val acc {state['best_acc']:.4f}")
 
     for epoch in range(state["epoch"], args.epochs):
@@ -179,14 +176,13 @@ def main() -> None:
             opt.step(); sched.step()
             total += float(loss) * len(idx); seen += len(idx); correct += int((logits.argmax(1) == yb).sum())
             bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}")
-        val_logits = predict_logits(model, xva)
-        acc = float((val_logits.argmax(1) == yva).float().mean())
+        acc = val_accuracy(model, xva, yva)
         record = {"epoch": epoch + 1, "train_loss": total / seen, "train_acc": correct / seen, "val_acc": acc}
         if swa is not None:
             swa.update_parameters(model)
             probe = copy.deepcopy(swa.module)  # a quick look: batch norm from 4,096 training images
             recompute_batch_norm(probe, xtr[perm[:4096]])
-            record["swa_val_acc_probe"] = float((predict_logits(probe, xva).argmax(1) == yva).float().mean())
+            record["swa_val_acc_probe"] = val_accuracy(probe, xva, yva)
         record["seconds"] = time.time() - t0
         state["history"].append(record)
         print(json.dumps(state["history"][-1]), flush=True)
@@ -203,16 +199,13 @@ def main() -> None:
     if swa is not None and state["epoch"] > 0:
         # Candidates, each with batch norm recomputed on un-augmented training images (the statistics
         # test-time crops have); the best on validation is exported.
-        def val_acc(m: torch.nn.Module) -> float:
-            return float((predict_logits(m, xva).argmax(1) == yva).float().mean())
-
         clean = copy.deepcopy(model)
         recompute_batch_norm(clean, xtr)
         averaged = swa.module
         recompute_batch_norm(averaged, xtr)
         candidates = {"best single epoch": (model, state["best_acc"]),
-                      "best single epoch, batch norm recomputed": (clean, val_acc(clean)),
-                      f"average of {int(swa.n_averaged)} cycle ends": (averaged, val_acc(averaged))}
+                      "best single epoch, batch norm recomputed": (clean, val_accuracy(clean, xva, yva)),
+                      f"average of {int(swa.n_averaged)} cycle ends": (averaged, val_accuracy(averaged, xva, yva))}
         state["swa"] = {"n_averaged": int(swa.n_averaged), "val_acc": {k: a for k, (_, a) in candidates.items()}}
         for name, (_, a) in candidates.items():
             print(f"{name}: val acc {a:.4f}")
