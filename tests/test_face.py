@@ -264,3 +264,21 @@ def test_recipe_recomputes_batch_norm_from_the_given_images():
         conv_out = net.features[0][0]((x - 0.5) / 0.25)
     assert torch.allclose(first_bn.running_mean, conv_out.mean((0, 2, 3)), atol=1e-4)
     assert first_bn.momentum == 0.1 and not net.training
+
+
+def test_fused_inference_net_gives_the_recipes_logits():
+    """The shipped backend folds batch norm into the convolutions: same logits as the trained net (eager, NCHW)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from models.face.train_face import predict_logits
+    from multimodal.face import FACE_WEIGHTS, FerCnnBackend
+    from multimodal.face_net import FaceExpressionNet
+
+    net = FaceExpressionNet()
+    net.load_state_dict(load_file(str(FACE_WEIGHTS)))
+    crops = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    expected = predict_logits(net, torch.from_numpy(crops).float().div(255).unsqueeze(1)).numpy()
+    got = FerCnnBackend().logits(crops)
+    assert np.abs(got - expected).max() < 1e-3 * np.abs(expected).max()
+    assert (got.argmax(1) == expected.argmax(1)).all()
