@@ -11,7 +11,8 @@ exported to models/face/fer_cnn.safetensors with a temperature fitted on the val
 the end of each cycle are averaged, and batch-norm statistics are recomputed on un-augmented training
 images. Exported: the best on validation of the best single epoch, the same with batch norm recomputed,
 and the average. Running the command again with a smaller --epochs stops the stage where it is and
-exports.
+exports. ``--augment 0.5`` (or less) eases the augmentation for a last stage: the network under-fits the
+fully augmented images; SWA stages at 0.5, then 0.25 gained +0.005 and +0.010 (see MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0) -> tor
     gain = 1 + (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * 0.3 * strength
     bias = (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1) * 0.1 * strength
     out = ((out - 0.5) * gain + 0.5 + bias).clamp_(0, 1)
-    # random erasing: one rectangle in half of the images
+    # random erasing: one rectangle in half of the images (at full strength)
     for i in torch.nonzero(torch.rand(n, generator=gen) < 0.5 * strength).flatten().tolist():
         h, w = (torch.randint(8, 20, (2,), generator=gen)).tolist()
         r, c = torch.randint(0, 48 - h, (1,), generator=gen).item(), torch.randint(0, 48 - w, (1,), generator=gen).item()
