@@ -66,7 +66,7 @@ def webcam_frame(data: Path | None, textured: bool = False) -> np.ndarray:
     if textured:
         noise = np.random.default_rng(0).integers(0, 256, (480, 640)).astype(np.uint8)
         blobs = cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 12), None, 40, 200, cv2.NORM_MINMAX)
-        frame = np.ascontiguousarray(np.repeat(blobs[:, :, None], 3, axis=2))
+        frame = cv2.cvtColor(blobs, cv2.COLOR_GRAY2RGB)
     if data is None or not (data / "face" / "fer2013_val.npz").exists():
         return frame  # no face available offline: the timing is then that of a frame without a face
     detector = HaarFaceDetector()

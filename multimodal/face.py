@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.fx.experimental.optimization import fuse
 
 from .base import Encoder, InputError, guard
 from .face_detection import FaceBox, FaceDetector, make_detector, square_crop
@@ -95,6 +94,7 @@ class FerCnnBackend(FaceBackend):
 
     def __init__(self, weights: Path = FACE_WEIGHTS) -> None:
         from safetensors import safe_open
+        from torch.fx.experimental.optimization import fuse
 
         if not weights.exists():
             raise FileNotFoundError(f"the face model {weights} is missing; reinstall moodtune")
