@@ -1,6 +1,6 @@
 """Face encoder: detect the face, crop it, and read its expression with our FER2013-trained CNN.
 
-preprocess (any image → RGB → grey, downscale, detect, square crop 48×48) → forward (CNN with
+preprocess (any image → RGB → grey, downscale, detect, square crop 48×48) → forward (CNN on ONNX Runtime, with
 flip test-time augmentation) → postprocess (temperature-calibrated softmax, detection quality).
 ``FaceEncoder(model="trpakov/vit-face-expression")`` or a local folder uses a transformers
 image-classification model instead, its labels mapped into EMOTIONS.
@@ -8,6 +8,7 @@ image-classification model instead, its labels mapped into EMOTIONS.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,13 @@ import torch
 
 from .base import Encoder, InputError, guard
 from .face_detection import FaceBox, FaceDetector, make_detector, square_crop
-from .face_net import FaceExpressionNet
 from .heads import softmax
 from .image_io import downscale, to_rgb
 from .labels import EMOTIONS, FER2013, LabelMap, label_map_for
 from .reading import ModalityReading, Status
 
-FACE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face" / "fer_cnn.safetensors"
+FACE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face" / "fer_cnn.safetensors"  # trained (recipe)
+FACE_ONNX = FACE_WEIGHTS.with_suffix(".onnx")  # the same net for inference (models/face/export_onnx.py)
 MIN_IMAGE_SIDE = 24
 DETECT_SIDE = 320  # face detection runs on a copy at most this large
 
@@ -59,10 +60,10 @@ def prepare_face(image: Any, detector: FaceDetector, detect_face: bool = True) -
                                       f"the image is too small ({w}×{h} pixels) to find a face in")
     small, scale = downscale(rgb)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    if grey.std() < 2.0:
-        return ModalityReading.failed("face", Status.NO_FACE, "the image is blank (one flat colour): no face found")
     # Detect on a ≤ DETECT_SIDE copy (4× fewer pixels for a webcam frame), crop from the sharper image.
     det_grey, det_scale = downscale(grey, DETECT_SIDE)
+    if cv2.meanStdDev(det_grey)[1].item() < 2.0:  # (numpy's std of a 640×480 frame costs 2 ms)
+        return ModalityReading.failed("face", Status.NO_FACE, "the image is blank (one flat colour): no face found")
     faces = [FaceBox(*(int(round(v / det_scale)) for v in f.as_tuple()), score=f.score, detector=f.detector)
              for f in detector.detect(det_grey)]
     if not faces:
@@ -88,34 +89,37 @@ class FaceBackend:
 
 
 class FerCnnBackend(FaceBackend):
-    """Our CNN (``models/face/fer_cnn.safetensors``), flip test-time augmentation, temperature scaling."""
+    """Our CNN (``models/face/fer_cnn.onnx``, exported from the trained ``fer_cnn.safetensors``) on ONNX Runtime,
+    flip test-time augmentation, temperature scaling.
+
+    ONNX Runtime runs one face and its mirror in about half the time PyTorch takes on 2 CPU cores (same logits
+    to 1e-5; docs/benchmarks.md). Its threads do not spin between calls, so the voice and text encoders that
+    run next in the same process get the cores.
+    """
 
     label_map = FER2013
 
-    def __init__(self, weights: Path = FACE_WEIGHTS) -> None:
-        from safetensors import safe_open
-        from torch.fx.experimental.optimization import fuse
+    def __init__(self, weights: Path = FACE_ONNX) -> None:
+        import onnxruntime as ort
 
         if not weights.exists():
-            raise FileNotFoundError(f"the face model {weights} is missing; reinstall moodtune")
-        with safe_open(str(weights), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            state = {k: f.get_tensor(k) for k in f.keys()}
-        net = FaceExpressionNet(width=int(meta.get("width", 32)))
-        net.load_state_dict(state)
-        # Inference only: batch norm folded into the convolutions, NHWC memory layout for oneDNN (same
-        # logits to 1e-5; a batch of 64 crops 1.8x faster on 2 cores, one face about the same).
-        self.net = fuse(net.eval()).to(memory_format=torch.channels_last)
+            raise FileNotFoundError(f"the face model {weights} is missing; reinstall moodtune, or export it from "
+                                    "the trained weights: python -m models.face.export_onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # errors only
+        self.session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+        self._input = self.session.get_inputs()[0].name
+        meta = self.session.get_modelmeta().custom_metadata_map
         self.temperature = float(meta.get("temperature", 1.0))
         self.name = f"moodtune-face-cnn (FER2013, val acc {meta.get('best_val_acc', '?')})"
 
-    @torch.inference_mode()
     def logits(self, grey48: np.ndarray) -> np.ndarray:
         """Logits (N, 7) for grey uint8 crops (N, 48, 48), averaged with their mirror images."""
-        x = torch.from_numpy(np.ascontiguousarray(grey48)).float().div_(255).unsqueeze(1)
-        both = torch.cat([x, torch.flip(x, dims=[3])]).contiguous(memory_format=torch.channels_last)
-        both = self.net(both)  # one pass over the crops and their mirrors
-        return ((both[:len(x)] + both[len(x):]) / 2).numpy()
+        x = np.ascontiguousarray(grey48, dtype=np.float32)[:, None] / np.float32(255)
+        both = self.session.run(None, {self._input: np.concatenate([x, x[..., ::-1]])})[0]  # one pass for both
+        return (both[:len(x)] + both[len(x):]) / 2
 
     def probabilities(self, crops: list[FaceCrop]) -> np.ndarray:
         return softmax(self.logits(np.stack([c.crop for c in crops])), self.temperature)

@@ -4,7 +4,8 @@
 
 Checkpoints go to --work (default ~/.cache/moodtune/train_face) after every epoch; running the same
 command again resumes. The best epoch (validation accuracy with flip test-time augmentation) is
-exported to models/face/fer_cnn.safetensors with a temperature fitted on the validation split.
+exported to models/face/fer_cnn.safetensors with a temperature fitted on the validation split, then to
+fer_cnn.onnx beside it, which the encoder runs (needs the ``[train]`` extra; see export_onnx.py).
 
 ``--swa`` (with ``--init``) runs a stochastic-weight-averaging stage instead of a one-cycle one
 (Izmailov et al., UAI 2018): every epoch is one cosine cycle from --lr down to --lr/20, the weights at
@@ -227,6 +228,13 @@ def main() -> None:
     history = {"history": state["history"], "swa": state["swa"]} if "swa" in state else state["history"]
     (args.out / "train_history.json").write_text(json.dumps(history, indent=1))
     print(f"exported {args.out / 'fer_cnn.safetensors'}: {exported}, T={temperature:.3f}")
+    try:
+        from models.face.export_onnx import export_onnx
+
+        print(f"exported {export_onnx(args.out / 'fer_cnn.safetensors')} for inference")
+    except ImportError as exc:
+        print(f"not exported to ONNX ({exc}): pip install -e '.[train]', then "
+              f"python -m models.face.export_onnx --weights {args.out / 'fer_cnn.safetensors'}")
 
 
 if __name__ == "__main__":
