@@ -8,7 +8,6 @@ image-classification model instead, its labels mapped into EMOTIONS.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +105,7 @@ class FerCnnBackend(FaceBackend):
             raise FileNotFoundError(f"the face model {weights} is missing; reinstall moodtune, or export it from "
                                     "the trained weights: python -m models.face.export_onnx")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = torch.get_num_threads()  # the same cores as the voice and text encoders
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only
         self.session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
