@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .base import Encoder, InputError, guard
-from .face_detection import FaceBox, FaceDetector, make_detector, square_crop
+from .face_detection import FaceBox, FaceDetector, check_detector, make_detector, square_crop
 from .heads import softmax
 from .image_io import downscale, to_rgb
 from .labels import EMOTIONS, FER2013, LabelMap, label_map_for
@@ -156,6 +156,7 @@ class FaceEncoder(Encoder[FaceBackend]):
 
     def __init__(self, model: str | Path | None = None, *, detector: str = "haar", **detector_kw: Any) -> None:
         super().__init__(model)
+        check_detector(detector, **detector_kw)  # a typo fails here, not as an error reading on every frame
         self._detector_spec = (detector, detector_kw)
         self._detector: FaceDetector | None = None
 

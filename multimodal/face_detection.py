@@ -7,6 +7,7 @@ from Google's model storage into ``~/.cache/moodtune/`` where internet exists (M
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import urllib.request
@@ -166,9 +167,18 @@ class MediaPipeFaceDetector:
 DETECTORS = {"haar": HaarFaceDetector, "mediapipe": MediaPipeFaceDetector}
 
 
-def make_detector(name: str = "haar", **kw) -> FaceDetector:
+def check_detector(name: str, **kw) -> None:
+    """Raise ValueError for an unknown detector and TypeError for options it does not take (cheap: builds nothing)."""
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    try:
+        inspect.signature(DETECTORS[name]).bind(**kw)
+    except TypeError as exc:
+        raise TypeError(f"face detector {name!r}: {exc}") from None
+
+
+def make_detector(name: str = "haar", **kw) -> FaceDetector:
+    check_detector(name, **kw)
     return DETECTORS[name](**kw)
 
 

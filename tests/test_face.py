@@ -121,6 +121,14 @@ def test_a_face_in_a_webcam_sized_frame_is_found_and_boxed(face_encoder, fer_val
     assert found >= 14
 
 
+def test_a_wrong_detector_or_option_fails_when_the_encoder_is_built():
+    with pytest.raises(ValueError, match="choose one of haar, mediapipe"):
+        FaceEncoder(detector="yolo")
+    with pytest.raises(TypeError, match="large_face_fractoin"):
+        FaceEncoder(large_face_fractoin=0.25)
+    assert FaceEncoder(large_face_fraction=0.25).detector.large_face_fraction == 0.25
+
+
 def test_hub_path_with_a_tiny_local_vit(tmp_path):
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
