@@ -186,10 +186,12 @@ def main() -> None:
     p50, p95 = timeit(lambda: face.predict(distant), repeat)
     r = face.predict(distant)
     note = f"status {r.status}"
-    if r.ok:  # the large-face scan keeps boxes of LARGE_FACE_MARGIN × a fifth of the 240-px detection copy
-        from multimodal.face_detection import LARGE_FACE_MARGIN
+    if r.ok:  # asked of the detector, in the coordinates of the copy it scans
+        from multimodal.face import DETECT_SIDE
+        from multimodal.image_io import downscale
 
-        kept = r.extras["box"][2] / 2 >= LARGE_FACE_MARGIN * int(240 * face.detector.large_face_fraction)
+        copy, det_scale = downscale(distant, DETECT_SIDE)
+        kept = face.detector.large_scan_keeps(int(r.extras["box"][2] * det_scale), copy.shape)
         note += f", box {r.extras['box'][2]} px: " + ("the large-face scan keeps it" if kept else
                                                      "too small for the large-face scan, so the full pass runs too")
     add("face: detect + classify, a 100-px face in a textured frame", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms", note)

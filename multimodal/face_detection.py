@@ -75,6 +75,14 @@ class HaarFaceDetector:
             outputRejectLevels=True)
         return list(zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)))
 
+    def large_scan_keeps(self, box_side: int, shape: tuple[int, ...]) -> bool:
+        """Whether the large-face scan of an image of ``shape`` keeps a box this wide.
+
+        A face just above the scan's smallest window gets a box grown by the windows it skips (by 15% at
+        1-1.1x that window, 2% at 1.2-1.3x, none from 1.3x; 80 FER faces): those faces go to the full pass.
+        """
+        return box_side >= LARGE_FACE_MARGIN * int(min(shape[:2]) * self.large_face_fraction)
+
     def _run(self, cascade_name: str, grey: np.ndarray, label: str, large_first: bool = False) -> list[FaceBox]:
         """All face sizes in one pass; with ``large_first``, a cheap scan of the coarse scales first (faces at
         least a fifth of the image side: a user near the camera) and the full pass only when it finds none.
@@ -89,9 +97,7 @@ class HaarFaceDetector:
         large = int(min(grey.shape) * self.large_face_fraction)
         found = []
         if large_first and large > side:
-            # A face just above the scan's smallest window gets a box grown by the windows it skips (by 15% at
-            # 1-1.1x that window, 2% at 1.2-1.3x, none from 1.3x; 80 FER faces): those faces go to the full pass.
-            found = [f for f in self._scan(cascade_name, grey, large) if f[0][2] >= LARGE_FACE_MARGIN * large]
+            found = [f for f in self._scan(cascade_name, grey, large) if self.large_scan_keeps(f[0][2], grey.shape)]
         found = found or self._scan(cascade_name, grey, side)
         return [FaceBox(int(x), int(y), int(w), int(h), float(s), label) for (x, y, w, h), s in found]
 

@@ -38,8 +38,7 @@ def export_onnx(weights: Path = HERE / "fer_cnn.safetensors", out: Path | None =
     net.load_state_dict(state)
     program = torch.onnx.export(net.eval(), (torch.rand(2, 1, 48, 48),), dynamo=True, input_names=["image"],
                                 output_names=["logits"], dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
-    program.save(str(out))
-    model = onnx.load(str(out))
+    model = program.model_proto
     meta["source_sha256"] = sha256_of(weights)
     onnx.helper.set_model_props(model, meta)
     onnx.save(model, str(out))
