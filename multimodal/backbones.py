@@ -26,13 +26,19 @@ WHISPER_TINY_EN_SHA256 = {
 }
 
 
-@lru_cache(maxsize=None)
-def sha256_of(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def sha256_of(path: Path) -> str:
+    """:func:`file_sha256`, once per path and process (the pip-shipped backbones do not change while we run)."""
+    return file_sha256(path)
 
 
 def _verified_package_dir(module: str, pip_name: str, expected: dict[str, str]) -> Path:

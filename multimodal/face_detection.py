@@ -75,13 +75,17 @@ class HaarFaceDetector:
             outputRejectLevels=True)
         return list(zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)))
 
+    def large_window(self, shape: tuple[int, ...]) -> int:
+        """The large-face scan's smallest window for an image of ``shape``."""
+        return int(min(shape[:2]) * self.large_face_fraction)
+
     def large_scan_keeps(self, box_side: int, shape: tuple[int, ...]) -> bool:
         """Whether the large-face scan of an image of ``shape`` keeps a box this wide.
 
         A face just above the scan's smallest window gets a box grown by the windows it skips (by 15% at
         1-1.1x that window, 2% at 1.2-1.3x, none from 1.3x; 80 FER faces): those faces go to the full pass.
         """
-        return box_side >= LARGE_FACE_MARGIN * int(min(shape[:2]) * self.large_face_fraction)
+        return box_side >= LARGE_FACE_MARGIN * self.large_window(shape)
 
     def _run(self, cascade_name: str, grey: np.ndarray, label: str, large_first: bool = False) -> list[FaceBox]:
         """All face sizes in one pass; with ``large_first``, a cheap scan of the coarse scales first (faces at
@@ -94,7 +98,7 @@ class HaarFaceDetector:
         neighbouring detections straddle the split).
         """
         side = max(24, int(min(grey.shape) * self.min_face_fraction))
-        large = int(min(grey.shape) * self.large_face_fraction)
+        large = self.large_window(grey.shape)
         found = []
         if large_first and large > side:
             found = [f for f in self._scan(cascade_name, grey, large) if self.large_scan_keeps(f[0][2], grey.shape)]

@@ -37,6 +37,9 @@ class FaceExpressionNet(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.4), nn.Linear(8 * w * 9, 256),
                                   nn.ReLU(inplace=True), nn.Dropout(0.4), nn.Linear(256, n_classes))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv features (N, 8·width, 3, 3) the head reads, for the same input as :meth:`forward`."""
+        return self.features((x - 0.5) / 0.25)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - 0.5) / 0.25
-        return self.head(self.features(x))
+        return self.head(self.embed(x))

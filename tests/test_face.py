@@ -276,22 +276,21 @@ def test_recipe_recomputes_batch_norm_from_the_given_images():
 
 def test_shipped_onnx_net_is_the_trained_net():
     """The ONNX file the encoder runs was exported from the shipped safetensors and gives the recipe's logits."""
-    import onnx
     import torch
     from safetensors.torch import load_file
 
-    from models.face.export_onnx import sha256_of
     from models.face.train_face import predict_logits
-    from multimodal.face import FACE_ONNX, FACE_WEIGHTS, FerCnnBackend
+    from multimodal.backbones import file_sha256
+    from multimodal.face import FACE_WEIGHTS, FerCnnBackend
     from multimodal.face_net import FaceExpressionNet
 
-    props = {p.key: p.value for p in onnx.load(str(FACE_ONNX), load_external_data=False).metadata_props}
-    assert props["source_sha256"] == sha256_of(FACE_WEIGHTS), "stale: run python -m models.face.export_onnx"
+    backend = FerCnnBackend()
+    props = backend.session.get_modelmeta().custom_metadata_map
+    assert props["source_sha256"] == file_sha256(FACE_WEIGHTS), "stale: run python -m models.face.export_onnx"
     net = FaceExpressionNet()
     net.load_state_dict(load_file(str(FACE_WEIGHTS)))
     crops = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
     expected = predict_logits(net, torch.from_numpy(crops).float().div(255).unsqueeze(1)).numpy()
-    backend = FerCnnBackend()
     got = backend.logits(crops)
     assert np.abs(got - expected).max() < 1e-4 * np.abs(expected).max()
     assert (got.argmax(1) == expected.argmax(1)).all()
@@ -302,8 +301,9 @@ def test_export_onnx_keeps_the_logits_and_metadata_with_any_batch(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from models.face.export_onnx import export_onnx, sha256_of
+    from models.face.export_onnx import export_onnx
     from models.face.train_face import predict_logits
+    from multimodal.backbones import file_sha256
     from multimodal.face import FerCnnBackend
     from multimodal.face_net import FaceExpressionNet
 
@@ -315,4 +315,4 @@ def test_export_onnx_keeps_the_logits_and_metadata_with_any_batch(tmp_path):
     expected = predict_logits(net, torch.from_numpy(x).float().div(255).unsqueeze(1)).numpy()
     assert np.allclose(backend.logits(x), expected, atol=1e-5)
     assert backend.temperature == 1.5
-    assert backend.session.get_modelmeta().custom_metadata_map["source_sha256"] == sha256_of(weights)
+    assert backend.session.get_modelmeta().custom_metadata_map["source_sha256"] == file_sha256(weights)

@@ -12,34 +12,30 @@ detected (``tests/test_face.py``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
+from multimodal.backbones import file_sha256
+
 HERE = Path(__file__).resolve().parent
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export_onnx(weights: Path = HERE / "fer_cnn.safetensors", out: Path | None = None) -> Path:
     """Write ``out`` (default: ``weights`` with the suffix .onnx); the batch dimension is dynamic."""
     import onnx
     import torch
-    from safetensors import safe_open
+    from safetensors.torch import load_file
 
     from multimodal.face_net import FaceExpressionNet
+    from multimodal.heads import read_metadata
 
     out = out or weights.with_suffix(".onnx")
-    with safe_open(str(weights), framework="pt") as f:
-        meta = dict(f.metadata() or {})
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    meta = read_metadata(weights)
     net = FaceExpressionNet(width=int(meta.get("width", 32)))
-    net.load_state_dict(state)
+    net.load_state_dict(load_file(str(weights)))
     program = torch.onnx.export(net.eval(), (torch.rand(2, 1, 48, 48),), dynamo=True, input_names=["image"],
                                 output_names=["logits"], dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
     model = program.model_proto
-    meta["source_sha256"] = sha256_of(weights)
+    meta["source_sha256"] = file_sha256(weights)
     onnx.helper.set_model_props(model, meta)
     onnx.save(model, str(out))
     return out
