@@ -274,6 +274,31 @@ def test_recipe_recomputes_batch_norm_from_the_given_images():
     assert first_bn.momentum == 0.1 and not net.training
 
 
+def test_recipe_sam_step_applies_the_gradient_taken_at_the_perturbed_weights():
+    """SAM: the update is -lr * grad(w + rho * g / |g|) applied to w itself (not to the perturbed weights)."""
+    import torch
+
+    from models.face.train_face import sam_step
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(3, 1, bias=False)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    w0 = lin.weight.detach().clone()
+
+    def loss_at(w: torch.Tensor) -> torch.Tensor:
+        return ((x @ w.T - y) ** 4).mean()  # not quadratic, so the perturbed gradient differs from the plain one
+
+    g = torch.func.grad(loss_at)(w0)
+    w_adv = w0 + 0.1 * g / g.norm()
+    expected = w0 - 0.01 * torch.func.grad(loss_at)(w_adv)
+    plain = w0 - 0.01 * g
+    opt = torch.optim.SGD(lin.parameters(), lr=0.01)
+    loss, out = sam_step(lin, lambda: (loss_at(lin.weight), lin(x)), opt, rho=0.1)
+    assert torch.allclose(lin.weight, expected, atol=1e-6)
+    assert not torch.allclose(lin.weight, plain, atol=1e-4)
+    assert float(loss) == pytest.approx(float(loss_at(w0))) and out.shape == (8, 1)
+
+
 def test_shipped_onnx_net_is_the_trained_net():
     """The ONNX file the encoder runs was exported from the shipped safetensors and gives the recipe's logits."""
     import torch

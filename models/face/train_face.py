@@ -14,7 +14,10 @@ images. Exported: the best on validation of the best single epoch, the same with
 and the average. Running the command again with a smaller --epochs stops the stage where it is and
 exports. ``--augment 0.5`` (or less) eases the augmentation for a last stage: the network under-fits the
 fully augmented images; SWA stages at 0.5, then 0.25 gained +0.005 and +0.010, then 0.1 only +0.0003
-(see MODEL_CARD.md).
+(see MODEL_CARD.md). ``--sam 0.05`` makes every step sharpness-aware (Foret et al., ICLR 2021): twice the
+compute a step, for flatter minima (an SWA stage with it from the shipped weights: 0.6871, no gain).
+
+Training runs in channels-last memory format (1.5x faster convolutions on the CPU than the default layout).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +97,29 @@ def recompute_batch_norm(model: torch.nn.Module, x: torch.Tensor, batch: int = 5
     model.eval()
 
 
+def sam_step(model: torch.nn.Module, loss_of: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+             opt: torch.optim.Optimizer, rho: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sharpness-aware minimisation step (Foret et al., ICLR 2021): the gradient is taken at the weights
+    moved by ``rho`` along the normalised gradient, then applied to the original weights. ``loss_of()`` runs
+    the forward pass and returns (loss, logits); returns those of the first pass."""
+    loss, logits = loss_of()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for p in model.parameters() if p.grad is not None]
+    with torch.no_grad():
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+        steps = [p.grad * (rho / (norm + 1e-12)) for p in params]
+        for p, step in zip(params, steps):
+            p.add_(step)
+    opt.zero_grad(set_to_none=True)
+    loss_of()[0].backward()
+    with torch.no_grad():
+        for p, step in zip(params, steps):
+            p.sub_(step)
+    opt.step()
+    return loss, logits
+
+
 def class_weights(y: torch.Tensor) -> torch.Tensor:
     """Loss weight per class: the inverse square root of its frequency in ``y``, scaled so the mean weight over
     the samples is 1 (disgust, 436 of 28,709 training images, weighs about 4× happy)."""
@@ -126,13 +153,16 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (smoke test)")
+    ap.add_argument("--limit", type=int, default=0, help="use only N training images, a seeded random draw (smoke test)")
     ap.add_argument("--init", type=Path, default=None,
                     help="start from these weights (a fer_cnn.safetensors): a second, shorter fine-tuning stage")
     ap.add_argument("--swa", action="store_true",
                     help="stochastic weight averaging: one cosine cycle per epoch, average of the cycle ends")
     ap.add_argument("--augment", type=float, default=1.0, metavar="STRENGTH",
                     help="augmentation strength (1: full; 0.5: half the ranges and erasing, for a last stage)")
+    ap.add_argument("--sam", type=float, default=0.0, metavar="RHO",
+                    help="sharpness-aware minimisation with this radius (0.05 is usual; 0: plain SGD); "
+                         "two forward-backward passes a step")
     args = ap.parse_args()
     if args.swa and args.init is None:
         ap.error("--swa averages around trained weights: give --init")
@@ -143,8 +173,9 @@ def main() -> None:
 
     xtr, ytr = load_split(args.data, "train")
     xva, yva = load_split(args.data, "val")
-    if args.limit:
-        xtr, ytr = xtr[:args.limit], ytr[:args.limit]
+    if args.limit:  # a seeded random subset: the split is sorted by class (its first 1,024 images are all angry)
+        keep = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(args.seed))[:args.limit]
+        xtr, ytr = xtr[keep], ytr[keep]
     class_w = class_weights(ytr)
 
     model = FaceExpressionNet(width=args.width)
@@ -153,6 +184,7 @@ def main() -> None:
 
         model.load_state_dict(load_file(str(args.init)))
         print(f"starting from {args.init}")
+    model.to(memory_format=torch.channels_last)  # 1.5x faster convolutions on the CPU
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps_per_epoch = math.ceil(len(xtr) / args.batch)
     if args.swa:
@@ -183,13 +215,21 @@ def main() -> None:
         bar = tqdm(range(0, len(xtr), args.batch), desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
         for i in bar:
             idx = perm[i:i + args.batch]
-            xb, yb = augment(xtr[idx], gen, args.augment), ytr[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb, weight=class_w, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step(); sched.step()
-            total += float(loss) * len(idx); seen += len(idx); correct += int((logits.argmax(1) == yb).sum())
+            xb, yb = augment(xtr[idx], gen, args.augment).contiguous(memory_format=torch.channels_last), ytr[idx]
+
+            def loss_of() -> tuple[torch.Tensor, torch.Tensor]:
+                out = model(xb)
+                return F.cross_entropy(out, yb, weight=class_w, label_smoothing=0.1), out
+
+            if args.sam:
+                loss, logits = sam_step(model, loss_of, opt, args.sam)
+            else:
+                loss, logits = loss_of()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            sched.step()
+            total += loss.item() * len(idx); seen += len(idx); correct += int((logits.argmax(1) == yb).sum())
             bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}")
         acc = val_accuracy(model, xva, yva)
         record = {"epoch": epoch + 1, "train_loss": total / seen, "train_acc": correct / seen, "val_acc": acc}
