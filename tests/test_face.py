@@ -274,11 +274,12 @@ def test_recipe_recomputes_batch_norm_from_the_given_images():
     assert first_bn.momentum == 0.1 and not net.training
 
 
-def test_recipe_sam_step_applies_the_gradient_taken_at_the_perturbed_weights():
-    """SAM: the update is -lr * grad(w + rho * g / |g|) applied to w itself (not to the perturbed weights)."""
+def test_recipe_train_step_with_sam_applies_the_gradient_taken_at_the_perturbed_weights():
+    """SAM: the update is -lr * grad(w + rho * g / |g|) applied to w itself (not to the perturbed weights); sam=0 is
+    the plain step."""
     import torch
 
-    from models.face.train_face import sam_step
+    from models.face.train_face import train_step
 
     torch.manual_seed(0)
     lin = torch.nn.Linear(3, 1, bias=False)
@@ -293,10 +294,14 @@ def test_recipe_sam_step_applies_the_gradient_taken_at_the_perturbed_weights():
     expected = w0 - 0.01 * torch.func.grad(loss_at)(w_adv)
     plain = w0 - 0.01 * g
     opt = torch.optim.SGD(lin.parameters(), lr=0.01)
-    loss, out = sam_step(lin, lambda: (loss_at(lin.weight), lin(x)), opt, rho=0.1)
+    loss, out = train_step(lin, lambda: (loss_at(lin.weight), lin(x)), opt, sam=0.1)
     assert torch.allclose(lin.weight, expected, atol=1e-6)
     assert not torch.allclose(lin.weight, plain, atol=1e-4)
     assert float(loss) == pytest.approx(float(loss_at(w0))) and out.shape == (8, 1)
+    with torch.no_grad():
+        lin.weight.copy_(w0)
+    train_step(lin, lambda: (loss_at(lin.weight), lin(x)), opt, sam=0.0)  # the recipe's default: a plain step
+    assert torch.allclose(lin.weight, plain, atol=1e-6)
 
 
 def test_shipped_onnx_net_is_the_trained_net():

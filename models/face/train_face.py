@@ -97,25 +97,28 @@ def recompute_batch_norm(model: torch.nn.Module, x: torch.Tensor, batch: int = 5
     model.eval()
 
 
-def sam_step(model: torch.nn.Module, loss_of: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-             opt: torch.optim.Optimizer, rho: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One sharpness-aware minimisation step (Foret et al., ICLR 2021): the gradient is taken at the weights
-    moved by ``rho`` along the normalised gradient, then applied to the original weights. ``loss_of()`` runs
-    the forward pass and returns (loss, logits); returns those of the first pass."""
+def train_step(model: torch.nn.Module, loss_of: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+               opt: torch.optim.Optimizer, sam: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on the loss ``loss_of()`` returns with its logits; returns those (of the first pass).
+
+    With ``sam`` > 0 the step is sharpness-aware (Foret et al., ICLR 2021): the gradient is taken again at the
+    weights moved by ``sam`` along the normalised gradient, then applied to the original weights.
+    """
     loss, logits = loss_of()
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    params = [p for p in model.parameters() if p.grad is not None]
-    with torch.no_grad():
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
-        steps = [p.grad * (rho / (norm + 1e-12)) for p in params]
-        for p, step in zip(params, steps):
-            p.add_(step)
-    opt.zero_grad(set_to_none=True)
-    loss_of()[0].backward()
-    with torch.no_grad():
-        for p, step in zip(params, steps):
-            p.sub_(step)
+    if sam:
+        params = [p for p in model.parameters() if p.grad is not None]
+        with torch.no_grad():
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+            steps = [p.grad * (sam / (norm + 1e-12)) for p in params]
+            for p, step in zip(params, steps):
+                p.add_(step)
+        opt.zero_grad(set_to_none=True)
+        loss_of()[0].backward()
+        with torch.no_grad():
+            for p, step in zip(params, steps):
+                p.sub_(step)
     opt.step()
     return loss, logits
 
@@ -221,13 +224,7 @@ def main() -> None:
                 out = model(xb)
                 return F.cross_entropy(out, yb, weight=class_w, label_smoothing=0.1), out
 
-            if args.sam:
-                loss, logits = sam_step(model, loss_of, opt, args.sam)
-            else:
-                loss, logits = loss_of()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            loss, logits = train_step(model, loss_of, opt, sam=args.sam)
             sched.step()
             total += loss.item() * len(idx); seen += len(idx); correct += int((logits.argmax(1) == yb).sum())
             bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}")
