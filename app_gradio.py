@@ -49,10 +49,8 @@ def signal_bars(mood: MoodReading) -> pd.DataFrame:
 
 
 def va_points(mood: MoodReading) -> pd.DataFrame:
-    from multimodal import valence_arousal
-
     rows = [{"signal": SIGNAL_NAMES.get(m, m), "valence": v, "arousal": a}
-            for m, r in mood.readings.items() if r.ok for v, a in [valence_arousal(r.vector)]]
+            for m, r in mood.readings.items() if r.ok for v, a in [r.valence_arousal()]]
     if mood.ok:
         rows.append({"signal": "fused", "valence": mood.valence, "arousal": mood.arousal})
     return pd.DataFrame(rows, columns=["signal", "valence", "arousal"])

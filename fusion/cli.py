@@ -30,13 +30,17 @@ def mood_table(mood) -> Table:
     table.add_column("status")
     table.add_column("top emotion")
     table.add_column("weight", justify="right")
+    table.add_column("valence, arousal", justify="right")
     table.add_column("note", overflow="fold")
     for name, r in mood.readings.items():
         top = f"{r.top_emotion} {r.probabilities[r.top_emotion]:.0%}" if r.ok else "-"
+        # "direct": the model's own estimate; otherwise read off its emotion probabilities
+        va = "-" if not r.ok else "{:+.2f}, {:+.2f}".format(*r.valence_arousal()) + (
+            " (direct)" if r.valence is not None or r.arousal is not None else "")
         note = r.message
         if r.extras.get("transcript"):
             note = f'heard: "{r.extras["transcript"]}"' + (f"; {note}" if note else "")
-        table.add_row(name, str(r.status), top, f"{mood.weights.get(name, 0):.2f}", note)
+        table.add_row(name, str(r.status), top, f"{mood.weights.get(name, 0):.2f}", va, note)
     return table
 
 
@@ -190,7 +194,9 @@ def evaluate(data: Path = typer.Option(Path("../shared/data"), "--data", help="T
     table = Table(title="Per signal (validation splits)", title_justify="left")
     for col in ("signal / split", "n", "accuracy", "macro-F1", "bal. acc.", "ECE T=1", "ECE calibrated"):
         table.add_column(col)
-    rows = [("face: FER2013 val", report["face"]), ("voice: EmoDB LOSO", report["voice"])] + [
+    rows = [("face: FER2013 val", report["face"]),
+            *((f"voice: {c} speakers left out", {**report["voice"]["clean"][c], **report["voice"]["calibration"][c]})
+              for c in ("ravdess", "emodb"))] + [
         (f"text: {name}", r) for name, r in report["text"].items()]
     for name, r in rows:
         table.add_row(name, str(r["n"]), f"{r['accuracy']:.3f}", f"{r.get('macro_f1_multilabel', r['macro_f1']):.3f}",

@@ -73,14 +73,13 @@ class MoodEngine:
         return self._submit(self._read, image, audio, text, detect_face=detect_face)
 
     def _read(self, image: Any, audio: Any, text: Any, *, detect_face: bool) -> dict[str, ModalityReading]:
-        readings = {
-            "face": self.face.predict(image, detect_face=detect_face),
-            "voice": self.voice.predict(audio),
-            "text": self.text.predict(text),
-        }
-        transcript = readings["voice"].extras.get("transcript", "")
-        if readings["voice"].ok and transcript.strip():
-            said = self.text.predict(transcript)  # the same text model; a separate signal in fusion
+        voice = self.voice.predict(audio)
+        transcript = voice.extras.get("transcript", "")
+        heard = transcript if voice.ok and transcript.strip() else None
+        # typed and spoken words in one batch of the same text model; the transcript is a separate signal in fusion
+        typed, said = self.text.predict_batch([text, heard]) if heard else (self.text.predict(text), None)
+        readings = {"face": self.face.predict(image, detect_face=detect_face), "voice": voice, "text": typed}
+        if said is not None:
             said.modality = "speech_text"
             readings["speech_text"] = said
         elif audio is not None:

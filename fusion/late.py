@@ -6,6 +6,11 @@ The neutral discount ``d_s`` applies to words (typed text, speech transcripts): 
 content ("the report is due at 4 pm") is weak evidence about mood, and should not outvote an angry voice
 or face by reading confidently "neutral". Missing or failed signals drop out and the others renormalise.
 
+Valence and arousal: each signal contributes its model's direct value where it has one (the voice head) and
+otherwise the emotion table's value of its completed distribution; the fused value is their weighted mean,
+each signal's weight multiplied by a per-dimension factor (the voice counts more for arousal than for
+valence). The factors are fitted by the fusion study (``models/fusion_metrics.json``, ``va_factors``).
+
 Coverage: a model that cannot express an emotion (a 4-class speech model has no "disgust") has no
 opinion on it, rather than a vote of zero. Before pooling, each reading's distribution is completed on
 its uncovered emotions with the weighted opinion of the signals that do cover them, scaled so it still
@@ -22,7 +27,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.spatial.distance import jensenshannon
 
-from multimodal.labels import EMOTIONS, valence_arousal
+from multimodal.labels import EMOTIONS, VA_MATRIX
 from multimodal.reading import ModalityReading, entropy_confidence
 
 from .mood import MoodReading
@@ -34,6 +39,8 @@ DEFAULT_PRIORS: dict[str, float] = {"text": 1.0, "face": 0.8, "speech_text": 0.7
 #: How much a signal's weight shrinks when it reads "neutral": 1 − d × p(neutral). See the module docstring;
 #: the fusion study in ``moodtune evaluate`` reports accuracy with and without it.
 DEFAULT_NEUTRAL_DISCOUNT: dict[str, float] = {"text": 0.9, "speech_text": 0.9}  # < 1: never zero
+#: Per-signal (valence, arousal) factors on the fusion weight; 1 where not listed. Fitted by the fusion study.
+DEFAULT_VA_FACTORS: dict[str, tuple[float, float]] = {"voice": (1.0, 1.0)}
 EPS = 1e-6
 MIN_WEIGHT = 1e-4
 
@@ -92,13 +99,28 @@ def pool(probs: np.ndarray, weights: np.ndarray, method: str = "linear") -> np.n
     return fused / fused.sum()
 
 
+def signal_valence_arousal(reading: ModalityReading, completed: np.ndarray) -> np.ndarray:
+    """A signal's (valence, arousal): the model's direct values where present, else the table's of ``completed``."""
+    table = completed @ VA_MATRIX
+    return np.array([table[0] if reading.valence is None else reading.valence,
+                     table[1] if reading.arousal is None else reading.arousal])
+
+
+def fused_valence_arousal(va: np.ndarray, weights: np.ndarray, factors: np.ndarray) -> tuple[float, float]:
+    """Weighted mean of per-signal (valence, arousal) (S, 2) with weights (S,) times factors (S, 2)."""
+    w = weights[:, None] * factors
+    v, a = (w * va).sum(0) / np.clip(w.sum(0), EPS, None)
+    return float(np.clip(v, -1, 1)), float(np.clip(a, -1, 1))
+
+
 def fuse(readings: Mapping[str, ModalityReading] | Sequence[ModalityReading], *, method: str = "linear",
          priors: Mapping[str, float] | None = None,
-         neutral_discount: Mapping[str, float] | None = None) -> MoodReading:
+         neutral_discount: Mapping[str, float] | None = None,
+         va_factors: Mapping[str, tuple[float, float]] | None = None) -> MoodReading:
     """Fuse readings (a dict by modality, or a list) into a :class:`MoodReading`.
 
-    ``priors`` and ``neutral_discount`` override :data:`DEFAULT_PRIORS` and :data:`DEFAULT_NEUTRAL_DISCOUNT`
-    per modality (a discount of 0 turns it off).
+    ``priors``, ``neutral_discount`` and ``va_factors`` override :data:`DEFAULT_PRIORS`,
+    :data:`DEFAULT_NEUTRAL_DISCOUNT` and :data:`DEFAULT_VA_FACTORS` per modality (a discount of 0 turns it off).
     """
     if method not in METHODS:
         raise ValueError(f"unknown fusion method {method!r}; choose one of {', '.join(METHODS)}")
@@ -121,7 +143,9 @@ def fuse(readings: Mapping[str, ModalityReading] | Sequence[ModalityReading], *,
     masks = np.stack([readings[m].coverage_mask for m in usable])
     completed = complete_coverage(probs, masks, weights)
     fused = pool(completed, weights, method)
-    v, a = valence_arousal(fused)
+    factors = {**DEFAULT_VA_FACTORS, **(va_factors or {})}
+    va = np.stack([signal_valence_arousal(readings[m], completed[i]) for i, m in enumerate(usable)])
+    v, a = fused_valence_arousal(va, weights, np.array([factors.get(m, (1.0, 1.0)) for m in usable]))
     agreement = agreement_score(completed, weights)
     confidence = entropy_confidence(fused)
     if agreement is not None:
@@ -144,14 +168,17 @@ class LateFusion:
     """
 
     def __init__(self, method: str = "linear", priors: Mapping[str, float] | None = None,
-                 neutral_discount: Mapping[str, float] | None = None) -> None:
+                 neutral_discount: Mapping[str, float] | None = None,
+                 va_factors: Mapping[str, tuple[float, float]] | None = None) -> None:
         self.method = method
+        self.va_factors = {**DEFAULT_VA_FACTORS, **(va_factors or {})}
         self.priors = dict(priors) if priors else dict(DEFAULT_PRIORS)
         self.neutral_discount = {**DEFAULT_NEUTRAL_DISCOUNT, **(neutral_discount or {})}
         self.classes_ = np.array(EMOTIONS)
 
     def fuse(self, readings: Mapping[str, ModalityReading] | Sequence[ModalityReading]) -> MoodReading:
-        return fuse(readings, method=self.method, priors=self.priors_, neutral_discount=self.neutral_discount)
+        return fuse(readings, method=self.method, priors=self.priors_, neutral_discount=self.neutral_discount,
+                    va_factors=self.va_factors)
 
     @property
     def priors_(self) -> dict[str, float]:

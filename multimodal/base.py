@@ -113,10 +113,12 @@ class Encoder(ABC, Generic[Backend]):
             except (BackboneError, FileNotFoundError) as exc:
                 outs = [ModalityReading.failed(self.modality, Status.UNSUPPORTED, str(exc))] * len(todo)
             except Exception as exc:  # noqa: BLE001 - a failing model must not take the request down
-                log.error("%s encoder failed: %s", self.modality, type(exc).__name__)
-                outs = [ModalityReading.failed(self.modality, Status.ERROR,
-                                               f"the {self.modality} model failed ({type(exc).__name__}: {exc})")
-                        for _ in todo]
+                if len(todo) > 1:  # read each item alone, so that one bad input fails alone
+                    outs = [self.predict_batch([xs[i]], **kwargs)[0] for i in todo]
+                else:
+                    log.error("%s encoder failed: %s", self.modality, type(exc).__name__)
+                    outs = [ModalityReading.failed(self.modality, Status.ERROR,
+                                                   f"the {self.modality} model failed ({type(exc).__name__}: {exc})")]
             for i, reading in zip(todo, outs):
                 readings[i] = reading
         per_item = (time.perf_counter() - t0) * 1000 / max(len(xs), 1)

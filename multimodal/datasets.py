@@ -18,6 +18,16 @@ from .labels import DAIR_EMOTION, EMODB, EMOTIONS, FER2013, GOEMOTIONS_EKMAN, La
 TEXT_SPLITS = {
     ("goemotions", "train"): "goemotions_ekman_train.tsv", ("goemotions", "dev"): "goemotions_ekman_dev.tsv",
     ("dair", "train"): "dair_emotion_train.tsv", ("dair", "val"): "dair_emotion_val.tsv",
+    ("ed", "train"): "ed_situations_train.tsv", ("ed", "val"): "ed_situations_val.tsv",
+    ("enisear", "train"): "enisear.tsv",
+    ("dailydialog", "train"): "dailydialog_train.tsv", ("dailydialog", "val"): "dailydialog_val.tsv",
+}
+#: Sets already labelled in EMOTIONS, and the emotions each can have (a label a set cannot have is unknown there,
+#: not a negative: its loss is a softmax over these only).
+SITUATION_COVERAGE = {
+    "ed": ("angry", "disgust", "fear", "happy", "sad", "surprise"),
+    "enisear": ("angry", "disgust", "fear", "happy", "sad"),
+    "dailydialog": EMOTIONS,
 }
 
 
@@ -59,10 +69,17 @@ def _to_emotions(source_labels: list[str], label_map: LabelMap) -> list[str]:
 
 
 def load_text_split(data_dir: Path, corpus: str, split: str) -> TextSplit:
-    """``corpus`` is ``goemotions`` (multi-label Ekman groups) or ``dair``; labels mapped into EMOTIONS."""
+    """``corpus`` is ``goemotions`` (multi-label Ekman groups), ``dair``, ``ed`` (EmpatheticDialogues situations),
+    ``enisear`` or ``dailydialog``; labels mapped into EMOTIONS."""
     if (corpus, split) not in TEXT_SPLITS:
         raise ValueError(f"unknown text split {corpus}/{split}; choose from {sorted(TEXT_SPLITS)}")
     rows = _read_tsv(Path(data_dir) / "text" / TEXT_SPLITS[corpus, split])
+    if corpus in SITUATION_COVERAGE:
+        cover = np.array([e in SITUATION_COVERAGE[corpus] for e in EMOTIONS])
+        texts = [r["text"] for r in rows]
+        labels = [[r["label"]] for r in rows]
+        targets = np.eye(len(EMOTIONS))[[EMOTIONS.index(r["label"]) for r in rows]]
+        return TextSplit(f"{corpus}_{split}", texts, targets, cover, labels)
     label_map = GOEMOTIONS_EKMAN if corpus == "goemotions" else DAIR_EMOTION
     texts, labels = [], []
     for row in rows:
@@ -74,6 +91,24 @@ def load_text_split(data_dir: Path, corpus: str, split: str) -> TextSplit:
         for lab in labs:
             targets[i, EMOTIONS.index(lab)] += 1 / len(labs)
     return TextSplit(f"{corpus}_{split}", texts, targets, label_map.coverage, labels)
+
+
+@dataclass
+class EmoBank:
+    """EmoBank sentences with valence and arousal on 1–5 (mean of reader and writer ratings)."""
+
+    texts: list[str]
+    valence: np.ndarray
+    arousal: np.ndarray
+
+
+def load_emobank(data_dir: Path, split: str) -> EmoBank:
+    """``split`` is ``train`` or ``dev`` (EmoBank's own test split is kept back)."""
+    rows = [r for r in _read_tsv(Path(data_dir) / "text" / "emobank_train_dev.tsv") if r["split"] == split]
+    if not rows:
+        raise ValueError(f"no EmoBank rows in split {split!r}; choose train or dev")
+    return EmoBank([r["text"] for r in rows], np.array([float(r["valence"]) for r in rows]),
+                   np.array([float(r["arousal"]) for r in rows]))
 
 
 def load_fer2013(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -100,3 +135,27 @@ class EmoDB:
 def load_emodb(data_dir: Path) -> EmoDB:
     d = np.load(Path(data_dir) / "voice" / "emodb.npz")
     return EmoDB(d["audio"], int(d["sample_rate"]), d["labels"].astype(str), d["speakers"].astype(str), d["ids"].astype(str))
+
+
+@dataclass
+class Ravdess:
+    """RAVDESS speech clips (16 kHz int16, variable length); clip i is ``audio[offsets[i]:offsets[i + 1]]``."""
+
+    audio: np.ndarray
+    offsets: np.ndarray
+    sample_rate: int
+    labels: np.ndarray     # neutral, calm, happy, sad, angry, fear, disgust, surprise
+    actors: np.ndarray     # '01'…'16'; odd actors are male
+    intensity: np.ndarray  # normal or strong
+
+    def clip(self, i: int) -> np.ndarray:
+        return self.audio[self.offsets[i]:self.offsets[i + 1]]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_ravdess(data_dir: Path) -> Ravdess:
+    d = np.load(Path(data_dir) / "voice" / "ravdess_actors01-16.npz")
+    return Ravdess(d["audio"], d["offsets"], int(d["sample_rate"]), d["labels"].astype(str), d["actors"].astype(str),
+                   d["intensity"].astype(str))

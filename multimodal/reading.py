@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .labels import EMOTIONS
+from .labels import EMOTIONS, valence_arousal
 
 
 class Status(str, Enum):
@@ -33,7 +33,9 @@ class ModalityReading:
 
     ``confidence`` (0–1) is how peaked the calibrated distribution is (1 − normalised entropy over the
     emotions the model can express); ``quality`` (0–1) is how good the input was (face size, share of
-    speech, language). ``coverage`` lists the emotions the model can express at all.
+    speech, language). ``coverage`` lists the emotions the model can express at all. ``valence`` and
+    ``arousal`` are the model's direct estimates where it has them; fusion otherwise reads them off the
+    probabilities through the emotion table.
     """
 
     modality: str
@@ -46,6 +48,8 @@ class ModalityReading:
     model: str = ""
     coverage: tuple[str, ...] = EMOTIONS
     extras: dict[str, Any] = field(default_factory=dict)
+    valence: float | None = None   # the model's own valence (−1..1), None where it has no such output
+    arousal: float | None = None   # the model's own arousal (−1..1), idem
 
     @property
     def ok(self) -> bool:
@@ -63,6 +67,11 @@ class ModalityReading:
     @property
     def top_emotion(self) -> str | None:
         return max(self.probabilities, key=self.probabilities.get) if self.ok and self.probabilities else None
+
+    def valence_arousal(self) -> tuple[float, float]:
+        """The model's direct (valence, arousal) where it has them, else the emotion table's of its distribution."""
+        v, a = valence_arousal(self.vector)
+        return (v if self.valence is None else self.valence), (a if self.arousal is None else self.arousal)
 
     @classmethod
     def failed(cls, modality: str, status: Status, message: str, **kw: Any) -> "ModalityReading":

@@ -1,9 +1,10 @@
 """Voice encoder: how someone sounds, and what they said.
 
-preprocess (any audio → mono 16 kHz → voice activity → the most voiced ≤ 10-s window) → forward
-(Whisper tiny.en encoder, int8 CTranslate2, pooled over the voiced frames) → postprocess (our
-EmoDB-trained head, temperature, label map with boredom split into neutral/sad; surprise not covered).
-The same Whisper model transcribes the window; the engine reads the transcript as its own signal.
+preprocess (any audio → mono 16 kHz → voice activity → the most voiced ≤ 10-s window → loudness
+normalised) → forward (one Whisper tiny.en encoder pass, int8 CTranslate2, pooled over the voiced frames,
+with prosody statistics) → postprocess (our head trained on English and German acted speech: seven
+emotions with a temperature, plus direct valence and arousal). The same encoder pass feeds the
+transcript; the engine reads the transcript as its own signal.
 
 If the Whisper package is missing or altered, a lighter documented fallback runs instead: our head
 over librosa prosody/MFCC statistics (and no transcript). ``VoiceEncoder(model="superb/wav2vec2-base-superb-er")``
@@ -25,14 +26,19 @@ from .audio_io import (MIN_SPEECH_S, TARGET_SR, Audio, SpeechActivity, detect_sp
 from .backbones import BackboneError, whisper_tiny_en_dir
 from .base import Encoder, guard
 from .heads import softmax
-from .labels import EMODB, LabelMap, label_map_for
+from .labels import EMOTIONS, VA_MATRIX, LabelMap, label_map_for
 from .reading import ModalityReading, Status
 
 log = logging.getLogger("moodtune")
 VOICE_DIR = Path(__file__).resolve().parents[1] / "models" / "voice"
 WHISPER_HEAD = VOICE_DIR / "whisper_head.safetensors"
 PROSODY_HEAD = VOICE_DIR / "prosody_head.safetensors"
-TRANSCRIBE_FRAMES = 1000  # 10 s of 10-ms mel frames: the analysis window is at most 10 s
+TARGET_DBFS = -23.0       # speech level every clip is brought to before any feature is computed
+MAX_GAIN_DB = 40.0        # never lift a whisper by more than this (it would be mostly noise)
+#: Silence appended to the window before the single Whisper pass. Emotion and transcript share that pass; with
+#: less than ~3 s after the speech, greedy decoding often repeats the sentence (measured on RAVDESS and espeak).
+ENCODE_PAD_S = 3.0
+MAX_MEL_FRAMES = 1000     # 10 s of 10-ms mel frames: the analysis window is at most 10 s
 
 
 @dataclass
@@ -75,7 +81,18 @@ def prepare_voice(x: Any) -> VoiceClip | ModalityReading:
                      f"from {start / TARGET_SR:.0f} s")
     hop = SpeechActivity.HOP
     frames = activity.frames[start // hop:(end + hop - 1) // hop]
-    return VoiceClip(audio.samples[start:end], frames, activity, voice_quality(audio, activity), notes, audio.seconds)
+    samples = normalise_loudness(audio.samples[start:end], activity.loudness_dbfs)
+    return VoiceClip(samples, frames, activity, voice_quality(audio, activity), notes, audio.seconds)
+
+
+def normalise_loudness(samples: np.ndarray, speech_dbfs: float, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
+    """Scale so the speech sits at ``target_dbfs`` (peak-limited): how loud a microphone is must not be a cue.
+
+    Acted corpora are loud when angry and quiet when sad; left as is, the level alone decides the emotion.
+    """
+    peak = float(np.abs(samples).max())
+    gain_db = min(target_dbfs - speech_dbfs, MAX_GAIN_DB, -20 * np.log10(max(peak, 1e-9)) - 0.1)
+    return (samples * np.float32(10 ** (gain_db / 20))).astype(np.float32)
 
 
 def pool_states(states: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -86,8 +103,22 @@ def pool_states(states: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return np.concatenate([chosen.mean(0), chosen.std(0)]).astype(np.float32)
 
 
-class LinearHead:
-    """Standardise → linear → softmax with a temperature; trained with scikit-learn, stored as safetensors."""
+@dataclass(frozen=True)
+class VoiceOutput:
+    """What a backend read from one clip: probabilities over EMOTIONS and, where the model has them, V/A."""
+
+    probabilities: np.ndarray
+    valence: float | None = None
+    arousal: float | None = None
+    transcript: str = ""
+
+
+class VoiceHead:
+    """Our shipped head, run in numpy: standardise → Linear → GELU → Linear → 7 emotion logits + (valence, arousal).
+
+    Emotion logits go through a fitted temperature; valence/arousal through a fitted affine map that gives them
+    the spread of the emotion table (``labels.VALENCE_AROUSAL``), so the music moves as far as for other signals.
+    """
 
     def __init__(self, path: Path) -> None:
         from safetensors.numpy import load_file
@@ -96,31 +127,61 @@ class LinearHead:
 
         if not path.exists():
             raise FileNotFoundError(f"the voice head {path} is missing; reinstall moodtune")
-        t = load_file(str(path))
+        self.tensors = load_file(str(path))
         self.meta = read_metadata(path)
-        self.mean, self.scale, self.weight, self.bias = t["mean"], t["scale"], t["weight"], t["bias"]
         self.labels = self.meta["labels"].split(",")
         self.temperature = float(self.meta.get("temperature", 1.0))
+        self.va_scale = np.array([float(v) for v in self.meta.get("va_scale", "1,1").split(",")])
+        self.va_shift = np.array([float(v) for v in self.meta.get("va_shift", "0,0").split(",")])
+        self.has_va = self.meta.get("va", "0") == "1"
+        #: per dimension, the share of the direct output in the reported value (the rest: the emotion table's value
+        #: of the probabilities); chosen by the recipe on speakers it left out. 0: the head has no direct value there
+        self.direct_weight = np.array([float(v) for v in self.meta.get("va_direct_weight", "1,1").split(",")])
 
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        z = ((features - self.mean) / self.scale) @ self.weight.T + self.bias
-        return softmax(z, self.temperature)
+    def __call__(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, F) features → probabilities over ``labels`` (N, K) and valence/arousal (N, 2) or None."""
+        from scipy.special import erf
+
+        t = self.tensors
+        h = (features - t["mean"]) / t["scale"]
+        h = h @ t["w1"].T + t["b1"]
+        h = 0.5 * h * (1 + erf(h / np.sqrt(2)))  # exact GELU, as torch's nn.GELU() in training
+        out = h @ t["w2"].T + t["b2"]
+        k = len(self.labels)
+        va = np.clip(out[:, k:k + 2] * self.va_scale + self.va_shift, -1, 1) if self.has_va else None
+        return softmax(out[:, :k], self.temperature), va
 
 
 class VoiceBackend:
     name: str
-    label_map: LabelMap = EMODB
+    label_map: LabelMap
     can_transcribe: bool = False
 
-    def probabilities(self, clips: list[VoiceClip]) -> np.ndarray:
+    def read(self, clips: list[VoiceClip], transcribe: bool = False) -> list[VoiceOutput]:
         raise NotImplementedError
 
-    def transcribe(self, clip: VoiceClip) -> str:
-        return ""
+
+class HeadBackend(VoiceBackend):
+    """A backend whose features go through our :class:`VoiceHead`."""
+
+    def __init__(self, head_path: Path | None) -> None:
+        self.head = VoiceHead(head_path) if head_path else None  # None: feature extraction only (training)
+        self.label_map = label_map_for(self.head.labels, name="moodtune-voice") if self.head else label_map_for(EMOTIONS)
+
+    def outputs(self, feats: np.ndarray, transcripts: list[str]) -> list[VoiceOutput]:
+        probs, direct = self.head(feats)
+        probs = self.label_map.to_emotions(probs, self.head.labels)
+        w = self.head.direct_weight
+        va = None if direct is None else w * direct + (1 - w) * (probs @ VA_MATRIX)
+        out = []
+        for i, (p, t) in enumerate(zip(probs, transcripts)):
+            v, a = (None, None) if va is None else (float(va[i, d]) if w[d] > 0 else None for d in (0, 1))
+            out.append(VoiceOutput(p, v, a, transcript=t))
+        return out
 
 
-class WhisperEmotionBackend(VoiceBackend):
-    """Whisper tiny.en encoder (CTranslate2 int8) + our head; also transcribes."""
+class WhisperEmotionBackend(HeadBackend):
+    """Whisper tiny.en encoder (CTranslate2 int8) + our head; one encoder pass serves emotion and transcript."""
 
     can_transcribe = True
 
@@ -128,12 +189,12 @@ class WhisperEmotionBackend(VoiceBackend):
         import ctranslate2
         import tokenizers
 
+        super().__init__(head_path)
         folder = whisper_tiny_en_dir()
         self.model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="int8", intra_threads=threads)
         self.tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.prompt = [self.tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
-        self.head = LinearHead(head_path) if head_path else None  # None: feature extraction only (training)
-        self.name = "moodtune-voice (Whisper tiny.en encoder + our EmoDB head)"
+        self.name = "moodtune-voice (Whisper tiny.en encoder + our English/German head)"
 
     @cached_property
     def feature_extractor(self):
@@ -142,43 +203,48 @@ class WhisperEmotionBackend(VoiceBackend):
         return WhisperFeatureExtractor(feature_size=80)
 
     def mel(self, samples: np.ndarray) -> np.ndarray:
-        n_frames = int(np.ceil(len(samples) / 160 / 2) * 2)
-        feats = self.feature_extractor(samples, sampling_rate=TARGET_SR, return_tensors="np").input_features
-        return np.ascontiguousarray(feats[:, :, :max(2, min(n_frames, 3000))], dtype=np.float32)
+        """Log-mel of the window followed by :data:`ENCODE_PAD_S` of silence, at most 10 s."""
+        padded = np.pad(samples, (0, int(ENCODE_PAD_S * TARGET_SR)))[:MAX_MEL_FRAMES * 160]
+        feats = self.feature_extractor(padded, sampling_rate=TARGET_SR, return_tensors="np",
+                                       padding="longest").input_features
+        n_frames = min(MAX_MEL_FRAMES, feats.shape[-1] // 2 * 2)
+        return np.ascontiguousarray(feats[:, :, :n_frames], dtype=np.float32)
 
     def encode(self, samples: np.ndarray):
+        """The Whisper encoder's states (a CTranslate2 StorageView of shape (1, frames, 384), on the CPU)."""
         import ctranslate2
 
         return self.model.encode(ctranslate2.StorageView.from_array(self.mel(samples)), to_cpu=True)
 
-    def embed(self, clip: VoiceClip) -> np.ndarray:
-        states = np.array(self.encode(clip.samples))[0]
-        return pool_states(states, clip.frames)
+    def features(self, clip: VoiceClip, encoded=None) -> np.ndarray:
+        """What the head reads: Whisper states pooled over the speech frames, then the prosody statistics."""
+        states = np.array(self.encode(clip.samples) if encoded is None else encoded)[0]
+        # Whisper frames are 20 ms, like the speech mask's; padding frames fall outside the mask
+        return np.concatenate([pool_states(states, clip.frames), prosody_features(clip)])
 
-    def features(self, clip: VoiceClip) -> np.ndarray:
-        """What the head reads: pooled Whisper states followed by the prosody statistics."""
-        return np.concatenate([self.embed(clip), prosody_features(clip)])
-
-    def probabilities(self, clips: list[VoiceClip]) -> np.ndarray:
-        feats = np.stack([self.features(c) for c in clips])
-        return EMODB.to_emotions(self.head.probabilities(feats), self.head.labels)
-
-    def transcribe(self, clip: VoiceClip) -> str:
-        """Greedy Whisper decoding of the window, padded to 10 s (as good as 30 s here, and 2–3× faster)."""
-        import ctranslate2
-
-        mel = self.feature_extractor(clip.samples, sampling_rate=TARGET_SR, return_tensors="np").input_features
-        mel = np.ascontiguousarray(mel[:, :, :TRANSCRIBE_FRAMES], dtype=np.float32)
-        result = self.model.generate(ctranslate2.StorageView.from_array(mel), [self.prompt], max_length=120,
-                                     beam_size=1, return_no_speech_prob=True, suppress_blank=True,
-                                     no_repeat_ngram_size=3)[0]
+    def transcribe(self, encoded) -> str:
+        """Greedy Whisper decoding from the encoder pass the emotion head used."""
+        result = self.model.generate(encoded, [self.prompt], max_length=120, beam_size=1, return_no_speech_prob=True,
+                                     suppress_blank=True, no_repeat_ngram_size=3)[0]
         if result.no_speech_prob > 0.6:
             return ""
         return self.tokenizer.decode(result.sequences_ids[0]).strip()
 
+    def read(self, clips: list[VoiceClip], transcribe: bool = False) -> list[VoiceOutput]:
+        feats, transcripts = [], []
+        for clip in clips:
+            encoded = self.encode(clip.samples)
+            feats.append(self.features(clip, encoded))
+            transcripts.append(self.transcribe(encoded) if transcribe else "")
+        return self.outputs(np.stack(feats), transcripts)
+
 
 def prosody_features(clip: VoiceClip) -> np.ndarray:
-    """Statistics of MFCCs, their deltas, pitch, level and spectral shape over the speech frames."""
+    """Statistics of MFCCs, their deltas, pitch, level and spectral shape over the speech frames.
+
+    The clip is loudness-normalised first (:func:`normalise_loudness`), so the level statistics describe how the
+    level moves within the clip, not how loud the microphone was.
+    """
     import librosa
 
     y, sr = clip.samples, TARGET_SR
@@ -195,16 +261,15 @@ def prosody_features(clip: VoiceClip) -> np.ndarray:
     return pool_states(frames, clip.frames[:n])
 
 
-class ProsodyEmotionBackend(VoiceBackend):
+class ProsodyEmotionBackend(HeadBackend):
     """The light fallback: our head over librosa prosody/MFCC statistics. Less accurate, no transcript."""
 
     def __init__(self, head_path: Path = PROSODY_HEAD) -> None:
-        self.head = LinearHead(head_path)
-        self.name = "moodtune-voice-prosody (MFCC/pitch statistics + our EmoDB head; fallback)"
+        super().__init__(head_path)
+        self.name = "moodtune-voice-prosody (MFCC/pitch statistics + our head; fallback)"
 
-    def probabilities(self, clips: list[VoiceClip]) -> np.ndarray:
-        feats = np.stack([prosody_features(c) for c in clips])
-        return EMODB.to_emotions(self.head.probabilities(feats), self.head.labels)
+    def read(self, clips: list[VoiceClip], transcribe: bool = False) -> list[VoiceOutput]:
+        return self.outputs(np.stack([prosody_features(c) for c in clips]), [""] * len(clips))
 
 
 class HubVoiceBackend(VoiceBackend):
@@ -221,13 +286,13 @@ class HubVoiceBackend(VoiceBackend):
         self.label_map = label_map_for([str(id2label[i]) for i in range(len(id2label))], name=ref)
         self.name = ref
 
-    def probabilities(self, clips: list[VoiceClip]) -> np.ndarray:
+    def read(self, clips: list[VoiceClip], transcribe: bool = False) -> list[VoiceOutput]:
         out = []
         with self._torch.inference_mode():
             for clip in clips:
                 inputs = self.extractor(clip.samples, sampling_rate=TARGET_SR, return_tensors="pt")
-                out.append(softmax(self.model(**inputs).logits.numpy())[0])
-        return self.label_map.to_emotions(np.stack(out))
+                out.append(VoiceOutput(self.label_map.to_emotions(softmax(self.model(**inputs).logits.numpy())[0])))
+        return out
 
 
 class VoiceEncoder(Encoder[VoiceBackend]):
@@ -255,19 +320,21 @@ class VoiceEncoder(Encoder[VoiceBackend]):
         prepared = [guard(self.modality, prepare_voice, x) for x in xs]
         clips = [p for p in prepared if isinstance(p, VoiceClip)]
         backend = self.backend if clips else None
-        probs = iter(backend.probabilities(clips)) if clips else iter(())
+        transcribe = bool(self.transcribe and backend is not None and backend.can_transcribe)
+        outputs = iter(backend.read(clips, transcribe=transcribe)) if clips else iter(())
         out: list[ModalityReading] = []
         for p in prepared:
             if not isinstance(p, VoiceClip):
                 p.modality = self.modality
                 out.append(p)
                 continue
+            read = next(outputs)
             extras: dict[str, Any] = {"speech_seconds": round(p.activity.speech_seconds, 2),
                                       "speech_ratio": round(p.activity.speech_ratio, 3),
                                       "loudness_dbfs": round(p.activity.loudness_dbfs, 1), "seconds": round(p.seconds, 2)}
-            if self.transcribe and backend.can_transcribe:
-                extras["transcript"] = backend.transcribe(p)
-            out.append(ModalityReading.from_probs(self.modality, next(probs), coverage=backend.label_map.coverage,
+            if transcribe:
+                extras["transcript"] = read.transcript
+            out.append(ModalityReading.from_probs(self.modality, read.probabilities, coverage=backend.label_map.coverage,
                                                   quality=p.quality, message="; ".join(p.notes), model=backend.name,
-                                                  extras=extras))
+                                                  valence=read.valence, arousal=read.arousal, extras=extras))
         return out

@@ -141,3 +141,11 @@ def test_text_normaliser_never_raises_anything_but_input_error(x):
     except InputError:
         return
     assert out is not None
+
+
+def test_one_bad_item_fails_alone_in_a_batch(text_encoder):
+    """A text the tokenizer cannot take (a lone surrogate) used to turn every reading of its batch into an error."""
+    readings = text_encoder.predict_batch(["I am furious", "x \ud800", "what a lovely day"])
+    assert [r.ok for r in readings] == [True, False, True]
+    assert readings[0].top_emotion == "angry" and readings[2].top_emotion == "happy"
+    assert "failed" in readings[1].message

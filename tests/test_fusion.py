@@ -127,3 +127,27 @@ def test_words_without_emotion_do_not_outvote_an_emotional_voice():
 def test_neutral_text_alone_still_reads_neutral():
     mood = fuse([reading("text", onehotish("neutral", 0.99))])
     assert mood.ok and mood.top_emotion == "neutral" and mood.weights["text"] == pytest.approx(1.0)
+
+
+def test_direct_valence_arousal_replace_the_table_values_of_that_signal():
+    from multimodal.labels import VALENCE_AROUSAL
+
+    face = reading("face", onehotish("happy", 0.999))
+    voice = ModalityReading.from_probs("voice", onehotish("happy", 0.999), valence=0.2, arousal=-0.9)
+    both = fuse([face, voice], va_factors={"voice": (1.0, 1.0)})
+    w_face, w_voice = both.weights["face"], both.weights["voice"]
+    table_v, table_a = VALENCE_AROUSAL["happy"]
+    # each signal contributes its own value: the face the table's (≈ happy), the voice its direct one
+    assert both.valence == pytest.approx(w_face * table_v + w_voice * 0.2, abs=0.01)
+    assert both.arousal == pytest.approx(w_face * table_a + w_voice * -0.9, abs=0.01)
+    assert voice.to_dict()["arousal"] == -0.9 and face.to_dict()["arousal"] is None
+
+
+def test_va_factors_shift_the_dimension_they_name_only():
+    face = reading("face", onehotish("neutral", 0.999))
+    voice = ModalityReading.from_probs("voice", onehotish("neutral", 0.999), valence=-0.8, arousal=0.8)
+    even = fuse([face, voice], va_factors={"voice": (1.0, 1.0)})
+    arousal_voice = fuse([face, voice], va_factors={"voice": (0.2, 3.0)})
+    assert arousal_voice.arousal > even.arousal + 0.1      # the voice counts more for arousal...
+    assert arousal_voice.valence > even.valence + 0.1      # ...and less for valence
+    assert arousal_voice.probabilities == even.probabilities  # the emotion distribution does not change

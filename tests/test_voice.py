@@ -81,9 +81,10 @@ def test_real_speech_is_read_and_transcribed(voice_encoder, spoken):
     r = voice_encoder.predict(spoken)
     assert r.ok, r.message
     assert sum(r.probabilities.values()) == pytest.approx(1.0)
-    assert r.probabilities["surprise"] == 0 and "surprise" not in r.coverage  # EmoDB cannot say surprise
+    assert set(r.coverage) == set(EMOTIONS)  # trained on RAVDESS too, the head can say surprise
+    assert -1 <= r.arousal <= 1 and r.to_dict()["arousal"] == r.arousal
     words = r.extras["transcript"].lower()
-    assert "happy" in words and "best day" in words
+    assert "happy" in words and "of my life" in words
     assert 0 < r.quality <= 1 and r.extras["speech_seconds"] > 1.5
 
 
@@ -154,3 +155,108 @@ def test_hub_path_with_a_tiny_local_wav2vec2(tmp_path, spoken):
     assert r.ok and set(r.coverage) == {"angry", "happy", "sad", "neutral"}
     assert r.probabilities["disgust"] == 0 and sum(r.probabilities.values()) == pytest.approx(1.0)
     assert r.model == str(tmp_path)
+
+
+# An espeak-ng probe of four emotions, each spoken with the prosody a person would give it (rate, pitch,
+# level) in three voices. It is synthetic speech: the test asks only that the head is not biased toward one
+# emotion (the EmoDB-only head called 100% of it "angry") and that calm, neutral speech is not read as anger.
+PROBE = {
+    "neutral": ("The meeting is on Tuesday at ten, in the small room next to the kitchen.", ["-s", "160", "-p", "50"]),
+    "happy": ("I am so happy today, this is the best day of my life!", ["-s", "190", "-p", "75", "-a", "140"]),
+    "sad": ("I miss her so much. Nothing feels right any more.", ["-s", "115", "-p", "30", "-a", "60"]),
+    "angry": ("Get out of my way right now, I am sick of this!", ["-s", "210", "-p", "40", "-a", "200"]),
+}
+VOICES = ("en-us", "en", "en-us+m3")
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    if espeak is None:
+        pytest.skip("espeak-ng is not installed")
+    folder = tmp_path_factory.mktemp("probe")
+    out = []
+    for emotion, (text, args) in PROBE.items():
+        for voice in VOICES:
+            path = folder / f"{emotion}-{voice}.wav"
+            subprocess.run([espeak, "-v", voice, *args, "-w", str(path), text], check=True)
+            out.append((emotion, str(path)))
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (issue 18, models/voice/MODEL_CARD.md): espeak-ng's formant voice is outside what the head has heard; "
+    "it reads 7 of these 12 takes as angry and 2 of the 3 neutral ones. Strict: this test fails the run once it passes, "
+    "so the marker is removed when the gap is closed"))
+def test_espeak_probe_is_not_read_as_one_emotion(voice_encoder, probe):
+    readings = voice_encoder.predict_batch([path for _, path in probe])
+    assert all(r.ok for r in readings), [r.message for r in readings]
+    tops = [r.top_emotion for r in readings]
+    share = {e: tops.count(e) / len(tops) for e in set(tops)}
+    assert max(share.values()) <= 0.5, share
+    neutral = [r for (emotion, _), r in zip(probe, readings) if emotion == "neutral"]
+    assert all(r.top_emotion != "angry" for r in neutral), [r.probabilities for r in neutral]
+
+
+def test_level_is_not_a_cue(voice_encoder, spoken):
+    """The same speech 30 dB quieter reads the same: every clip is brought to one speech level first."""
+    y, fs = sf.read(spoken, dtype="float32")
+    y = y / np.abs(y).max()
+    loud = voice_encoder.predict((fs, y * 0.9))
+    quiet = voice_encoder.predict((fs, y * 0.9 * 10 ** (-30 / 20)))
+    assert loud.ok and quiet.ok
+    assert quiet.extras["loudness_dbfs"] < loud.extras["loudness_dbfs"] - 25
+    assert np.abs(loud.vector - quiet.vector).max() < 0.02
+    assert quiet.arousal == pytest.approx(loud.arousal, abs=0.02)
+
+
+@needs_data
+def test_direct_arousal_follows_the_clips_and_keeps_the_tables_spread(voice_encoder, data_dir):
+    """On RAVDESS takes (seen in training: a check of the calibration's spread, not of generalisation)."""
+    from models.voice.train_voice import va_target
+    from multimodal.datasets import load_ravdess
+
+    rav = load_ravdess(data_dir)
+    idx = np.random.default_rng(1).choice(len(rav), 48, replace=False)
+    readings = voice_encoder.predict_batch([(rav.sample_rate, rav.clip(i)) for i in idx])
+    got = np.array([r.arousal for r in readings])
+    want = np.array([va_target(rav.labels[i], rav.intensity[i])[1] for i in idx])
+    assert np.corrcoef(got, want)[0, 1] > 0.6
+    assert 0.6 < got.std() / want.std() < 1.5  # the music moves as far as the table would move it
+
+
+def test_the_numpy_head_is_the_trained_module():
+    """multimodal.voice.VoiceHead (numpy, no torch at inference) gives the training module's outputs."""
+    import torch
+
+    from models.voice.train_voice import MLP
+    from multimodal.voice import WHISPER_HEAD, VoiceHead
+
+    head = VoiceHead(WHISPER_HEAD)
+    t = head.tensors
+    net = MLP(t["w1"].shape[1], t["w1"].shape[0], 0.0).eval()
+    linear = [m for m in net.net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for layer, (w, b) in zip(linear, (("w1", "b1"), ("w2", "b2"))):
+            layer.weight.copy_(torch.from_numpy(t[w]))
+            layer.bias.copy_(torch.from_numpy(t[b]))
+    x = np.random.default_rng(0).normal(size=(5, len(t["mean"]))).astype(np.float32) * t["scale"] + t["mean"]
+    probs, va = head(x)
+    with torch.no_grad():
+        out = net(torch.from_numpy((x - t["mean"]) / t["scale"]).float()).numpy()
+    from multimodal.heads import softmax
+
+    assert np.allclose(probs, softmax(out[:, :7], head.temperature), atol=1e-5)
+    assert np.allclose(va, np.clip(out[:, 7:] * head.va_scale + head.va_shift, -1, 1), atol=1e-5)
+    assert head.labels == list(EMOTIONS)
+
+
+def test_an_ensemble_merges_into_one_network_with_the_mean_logits():
+    import torch
+
+    from models.voice.train_voice import MLP, merge_members
+
+    members = [MLP(12, 8, 0.3).eval() for _ in range(3)]
+    merged = merge_members(members)
+    x = torch.randn(4, 12)
+    with torch.no_grad():
+        assert torch.allclose(merged(x), torch.stack([m(x) for m in members]).mean(0), atol=1e-5)
