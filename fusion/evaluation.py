@@ -85,7 +85,7 @@ class VoiceOutOfFold:
 def evaluate_voice(data: Path) -> tuple[dict, VoiceOutOfFold]:
     """The shipped head's candidate, cross-validated by the recipe's folds on RAVDESS + EmoDB speakers it left out.
 
-    Features come from the recipe's cache (``~/.cache/moodtune/voice``) or are extracted (about 15 minutes).
+    Features come from the recipe's cache (``~/.cache/moodtune/voice``) or are extracted (about 20 minutes).
     """
     from safetensors import safe_open
 
