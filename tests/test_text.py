@@ -106,6 +106,13 @@ def test_contrast_clauses(text, clauses):
     assert contrast_clauses(text) == clauses
 
 
+def test_contrast_clauses_are_linear_in_the_text():
+    """200,000 letters after "although" and no comma: the old pattern backtracked quadratically (4.6 s at 16,000,
+    about 12 minutes here); a linear one answers at once."""
+    assert contrast_clauses("although " + "a" * 200_000) == []
+    assert contrast_clauses("although , " + "b" * 10) == []  # a side without a word is no clause
+
+
 @pytest.mark.parametrize("bad,status", [("", Status.EMPTY), ("   \n\t ", Status.EMPTY), ("!!! ...", Status.EMPTY),
                                         (42, Status.INVALID), (["a list"], Status.INVALID),
                                         (bytes(range(256)) * 4, Status.INVALID)])
