@@ -35,8 +35,9 @@ def mood_table(mood) -> Table:
     for name, r in mood.readings.items():
         top = f"{r.top_emotion} {r.probabilities[r.top_emotion]:.0%}" if r.ok else "-"
         # "direct": the model's own estimate; otherwise read off its emotion probabilities
+        direct = " and ".join(d for d, x in (("valence", r.valence), ("arousal", r.arousal)) if x is not None)
         va = "-" if not r.ok else "{:+.2f}, {:+.2f}".format(*r.valence_arousal()) + (
-            " (direct)" if r.valence is not None or r.arousal is not None else "")
+            f" ({direct} direct)" if direct else "")
         note = r.message
         if r.extras.get("transcript"):
             note = f'heard: "{r.extras["transcript"]}"' + (f"; {note}" if note else "")

@@ -87,14 +87,11 @@ def evaluate_voice(data: Path) -> tuple[dict, VoiceOutOfFold]:
 
     Features come from the recipe's cache (``~/.cache/moodtune/voice``) or are extracted (about 20 minutes).
     """
-    from safetensors import safe_open
-
     from models.voice import train_voice as recipe
-    from multimodal.voice import WHISPER_HEAD
+    from multimodal.voice import WHISPER_HEAD, VoiceHead, blend_valence_arousal
 
-    with safe_open(str(WHISPER_HEAD), framework="np") as f:
-        meta = f.metadata() or {}
-    seed, copies = int(meta.get("seed", 0)), int(meta.get("copies", 3))
+    head = VoiceHead(WHISPER_HEAD)
+    seed, copies = int(head.meta.get("seed", 0)), int(head.meta.get("copies", 3))
     takes = recipe.load_takes(data)
     work = Path.home() / ".cache" / "moodtune" / "voice"
     work.mkdir(parents=True, exist_ok=True)
@@ -102,23 +99,20 @@ def evaluate_voice(data: Path) -> tuple[dict, VoiceOutOfFold]:
     passes = {k: recipe.extract(takes, k, work, seed, workers=2) for k in kinds}
     cv = recipe.cross_validate(takes, passes, recipe.folds(takes), recipe.SHIPPED, seed)
     ok = passes["clean"]["ok"]
-    temperature = float(meta.get("temperature", 1.0))
-    scale = np.array([float(v) for v in meta["va_scale"].split(",")])
-    shift = np.array([float(v) for v in meta["va_shift"].split(",")])
     logits = cv["logits"]["clean"]
-    report: dict[str, Any] = {"data": recipe.PROTOCOL, "temperature": temperature, **cv["scores"], "calibration": {}}
+    report: dict[str, Any] = {"data": recipe.PROTOCOL, "temperature": head.temperature, **cv["scores"],
+                              "calibration": {}}
     for corpus in ("ravdess", "emodb"):
         m = ok & (takes.corpus == corpus)
         report["calibration"][corpus] = {"ece_before_temperature": ece(softmax(logits[m]), takes.gold[m]),
-                                         "ece_after_temperature": ece(softmax(logits[m], temperature), takes.gold[m])}
-    # as the encoder reports them: a share of the direct output, the rest read off the probabilities; NaN where
-    # the head gives no direct value (that dimension then comes from the table in fusion too)
-    weight = np.array([float(v) for v in meta.get("va_direct_weight", "1,1").split(",")])
-    probs = softmax(logits, temperature)
-    va = weight * np.clip(cv["va"] * scale + shift, -1, 1) + (1 - weight) * (probs @ VA_MATRIX)
+                                         "ece_after_temperature": ece(softmax(logits[m], head.temperature),
+                                                                      takes.gold[m])}
+    # as the encoder reports them; NaN where the head gives no direct value (fusion then reads the table there too)
+    probs = softmax(logits, head.temperature)
+    va = blend_valence_arousal(head.calibrate(cv["va"]), probs, head.direct_weight)
     report["valence_arousal_r"] = {d: float(np.corrcoef(va[ok, i], takes.va[ok, i])[0, 1])
                                    for i, d in enumerate(("valence", "arousal"))}
-    return report, VoiceOutOfFold(probs, np.where(weight > 0, va, np.nan), takes.gold, ok)
+    return report, VoiceOutOfFold(probs, np.where(head.direct_weight > 0, va, np.nan), takes.gold, ok)
 
 
 def evaluate_text(data: Path) -> tuple[dict, dict[str, np.ndarray], dict]:

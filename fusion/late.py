@@ -27,7 +27,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.spatial.distance import jensenshannon
 
-from multimodal.labels import EMOTIONS, VA_MATRIX
+from multimodal.labels import EMOTIONS
 from multimodal.reading import ModalityReading, entropy_confidence
 
 from .mood import MoodReading
@@ -101,13 +101,6 @@ def pool(probs: np.ndarray, weights: np.ndarray, method: str = "linear") -> np.n
     return fused / fused.sum()
 
 
-def signal_valence_arousal(reading: ModalityReading, completed: np.ndarray) -> np.ndarray:
-    """A signal's (valence, arousal): the model's direct values where present, else the table's of ``completed``."""
-    table = completed @ VA_MATRIX
-    return np.array([table[0] if reading.valence is None else reading.valence,
-                     table[1] if reading.arousal is None else reading.arousal])
-
-
 def fused_valence_arousal(va: np.ndarray, weights: np.ndarray, factors: np.ndarray) -> tuple[float, float]:
     """Weighted mean of per-signal (valence, arousal) (S, 2) with weights (S,) times factors (S, 2)."""
     w = weights[:, None] * factors
@@ -146,7 +139,7 @@ def fuse(readings: Mapping[str, ModalityReading] | Sequence[ModalityReading], *,
     completed = complete_coverage(probs, masks, weights)
     fused = pool(completed, weights, method)
     factors = {**DEFAULT_VA_FACTORS, **(va_factors or {})}
-    va = np.stack([signal_valence_arousal(readings[m], completed[i]) for i, m in enumerate(usable)])
+    va = np.array([readings[m].valence_arousal(completed[i]) for i, m in enumerate(usable)])
     v, a = fused_valence_arousal(va, weights, np.array([factors.get(m, (1.0, 1.0)) for m in usable]))
     agreement = agreement_score(completed, weights)
     confidence = entropy_confidence(fused)

@@ -68,9 +68,10 @@ class ModalityReading:
     def top_emotion(self) -> str | None:
         return max(self.probabilities, key=self.probabilities.get) if self.ok and self.probabilities else None
 
-    def valence_arousal(self) -> tuple[float, float]:
-        """The model's direct (valence, arousal) where it has them, else the emotion table's of its distribution."""
-        v, a = valence_arousal(self.vector)
+    def valence_arousal(self, probs: np.ndarray | None = None) -> tuple[float, float]:
+        """The model's direct (valence, arousal) where it has them, else the emotion table's of ``probs`` (by
+        default its own distribution; fusion passes the distribution completed on uncovered emotions)."""
+        v, a = valence_arousal(self.vector if probs is None else probs)
         return (v if self.valence is None else self.valence), (a if self.arousal is None else self.arousal)
 
     @classmethod

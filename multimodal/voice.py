@@ -103,6 +103,12 @@ def pool_states(states: np.ndarray, frames: np.ndarray) -> np.ndarray:
     return np.concatenate([chosen.mean(0), chosen.std(0)]).astype(np.float32)
 
 
+def blend_valence_arousal(direct: np.ndarray, probs: np.ndarray, direct_weight: np.ndarray) -> np.ndarray:
+    """What the voice reports (N, 2): per dimension, ``direct_weight`` of the calibrated direct output and the rest
+    the emotion table's value of ``probs`` (N, 7, over EMOTIONS). A weight of 0 means no direct value there."""
+    return direct_weight * direct + (1 - direct_weight) * (probs @ VA_MATRIX)
+
+
 @dataclass(frozen=True)
 class VoiceOutput:
     """What a backend read from one clip: probabilities over EMOTIONS and, where the model has them, V/A."""
@@ -148,8 +154,11 @@ class VoiceHead:
         h = 0.5 * h * (1 + erf(h / np.sqrt(2)))  # exact GELU, as torch's nn.GELU() in training
         out = h @ t["w2"].T + t["b2"]
         k = len(self.labels)
-        va = np.clip(out[:, k:k + 2] * self.va_scale + self.va_shift, -1, 1) if self.has_va else None
-        return softmax(out[:, :k], self.temperature), va
+        return softmax(out[:, :k], self.temperature), self.calibrate(out[:, k:k + 2]) if self.has_va else None
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """The network's raw valence/arousal (N, 2) mapped onto the emotion table's spread, within −1..1."""
+        return np.clip(raw * self.va_scale + self.va_shift, -1, 1)
 
 
 class VoiceBackend:
@@ -172,7 +181,7 @@ class HeadBackend(VoiceBackend):
         probs, direct = self.head(feats)
         probs = self.label_map.to_emotions(probs, self.head.labels)
         w = self.head.direct_weight
-        va = None if direct is None else w * direct + (1 - w) * (probs @ VA_MATRIX)
+        va = None if direct is None else blend_valence_arousal(direct, probs, w)
         out = []
         for i, (p, t) in enumerate(zip(probs, transcripts)):
             v, a = (None, None) if va is None else (float(va[i, d]) if w[d] > 0 else None for d in (0, 1))
@@ -216,11 +225,12 @@ class WhisperEmotionBackend(HeadBackend):
 
         return self.model.encode(ctranslate2.StorageView.from_array(self.mel(samples)), to_cpu=True)
 
-    def features(self, clip: VoiceClip, encoded=None) -> np.ndarray:
-        """What the head reads: Whisper states pooled over the speech frames, then the prosody statistics."""
+    def features(self, clip: VoiceClip, encoded=None, prosody: np.ndarray | None = None) -> np.ndarray:
+        """What the head reads: Whisper states pooled over the speech frames, then the prosody statistics
+        (``prosody``: the clip's :func:`prosody_features` when the caller has them already)."""
         states = np.array(self.encode(clip.samples) if encoded is None else encoded)[0]
         # Whisper frames are 20 ms, like the speech mask's; padding frames fall outside the mask
-        return np.concatenate([pool_states(states, clip.frames), prosody_features(clip)])
+        return np.concatenate([pool_states(states, clip.frames), prosody_features(clip) if prosody is None else prosody])
 
     def transcribe(self, encoded) -> str:
         """Greedy Whisper decoding from the encoder pass the emotion head used."""

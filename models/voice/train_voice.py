@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,9 @@ from tqdm import tqdm
 from models.voice.augment import VERSION as AUGMENT_VERSION
 from models.voice.augment import corrupt, noise, rms
 from multimodal.datasets import load_emodb, load_ravdess
-from multimodal.heads import fit_temperature, save_head, softmax
-from multimodal.labels import EMODB, EMOTIONS, VA_MATRIX, VALENCE_AROUSAL
-from multimodal.voice import VoiceClip, WhisperEmotionBackend, prepare_voice, prosody_features
+from multimodal.heads import fit_temperature, softmax
+from multimodal.labels import EMOTIONS, VA_MATRIX, VALENCE_AROUSAL
+from multimodal.voice import VoiceClip, WhisperEmotionBackend, blend_valence_arousal, prepare_voice, prosody_features
 
 HERE = Path(__file__).resolve().parent
 SR = 16_000
@@ -87,7 +88,7 @@ def load_takes(data: Path) -> Takes:
     for i in range(len(db.labels)):
         audio.append(soxr.resample(db.audio[i].astype(np.float32) / 32768, db.sample_rate, SR).astype(np.float32))
         targets.append(soft[i])
-        va.append(tuple(soft[i] @ np.array([VALENCE_AROUSAL[e] for e in EMOTIONS])))
+        va.append(tuple(soft[i] @ VA_MATRIX))
         corpus.append("emodb"), speaker.append(f"emodb-{db.speakers[i]}"), male.append(db.speakers[i] in EMODB_MALE)
         gold.append(EMOTIONS.index("neutral" if db.labels[i] == "boredom" else db.labels[i]))
     return Takes(audio, np.array(targets), np.array(va), np.array(corpus), np.array(speaker), np.array(male),
@@ -122,8 +123,8 @@ def _features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     clip = prepare_voice((SR, y))
     if not isinstance(clip, VoiceClip):
         return None
-    whisper = _backend.features(clip)
-    return whisper, whisper[-len(prosody_features(clip)):]
+    prosody = prosody_features(clip)
+    return _backend.features(clip, prosody=prosody), prosody
 
 
 def _init_worker() -> None:
@@ -134,7 +135,8 @@ def _init_worker() -> None:
 
 def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]):
     y, kind, seed, i, others = args
-    rng = np.random.default_rng([seed, i, hash(kind) % 1000])
+    # crc32, not hash(): str hashes differ per process, and the workers are separate processes
+    rng = np.random.default_rng([seed, i, zlib.crc32(kind.encode())])
     if kind.startswith("copy"):
         y = corrupt(y, rng, others)
     elif kind in ROBUSTNESS:
@@ -362,12 +364,13 @@ def refit_and_save(takes: Takes, passes: dict, candidate: str, cv: dict, out: Pa
     temperature = fit_temperature(cv["logits"]["clean"][ok], takes.targets[ok])
     va_scale, va_shift = va_calibration(cv["va"][ok], takes.va[ok])
     direct = np.clip(cv["va"][ok] * va_scale + va_shift, -1, 1)
-    table = softmax(cv["logits"]["clean"][ok], temperature) @ VA_MATRIX
+    probs = softmax(cv["logits"]["clean"][ok], temperature)
+    table = probs @ VA_MATRIX
     r = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
     # per dimension, how much of the direct output to use (the rest: the emotion table's value of the probabilities)
-    weight = [max(DIRECT_WEIGHTS, key=lambda w: r(w * direct[:, d] + (1 - w) * table[:, d], takes.va[ok, d]))
-              for d in (0, 1)]
-    blend = direct * weight + table * (1 - np.array(weight))
+    blends = {w: blend_valence_arousal(direct, probs, np.array([w, w])) for w in DIRECT_WEIGHTS}
+    weight = [max(DIRECT_WEIGHTS, key=lambda w: r(blends[w][:, d], takes.va[ok, d])) for d in (0, 1)]
+    blend = blend_valence_arousal(direct, probs, np.array(weight))
     save_voice_head(fitted, out / name, {
         "labels": ",".join(EMOTIONS), "temperature": f"{temperature:.5f}", "va": "1",
         "va_scale": ",".join(f"{v:.5f}" for v in va_scale), "va_shift": ",".join(f"{v:.5f}" for v in va_shift),
