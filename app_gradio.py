@@ -7,20 +7,24 @@ Binds 127.0.0.1, no share link, analytics off; uploads are read into memory and 
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Gradio writes uploads (and its converted copies) here: a private folder of this process, emptied by UPLOADS.
+OWN_UPLOAD_DIR = "GRADIO_TEMP_DIR" not in os.environ
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="moodtune-uploads-"))
 
 import html  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fusion import MoodEngine, MoodReading  # noqa: E402
-from fusion.uploads import UploadJanitor  # noqa: E402
+from interfaces.uploads import UploadJanitor  # noqa: E402
 from multimodal.live import EmaSmoother  # noqa: E402
+from multimodal.files import moodtune_home  # noqa: E402
 from recommend import EMBEDDED, Session, Track, load_catalog, user_catalogs  # noqa: E402
 
 MAX_UPLOAD = "25mb"
@@ -28,7 +32,7 @@ CONCURRENCY = 2  # requests analysed at once (the queue holds the rest)
 PRIVACY_NOTE = ("**Runs on this computer; nothing is stored.** Your picture, voice and words are analysed in memory "
                 "and uploads are deleted within 30 seconds of use. Spotify players load from Spotify only if you turn them on.")
 UPLOADS = UploadJanitor(grace_s=30)  # identical uploads share a path: delete 30 s after the last use
-PROFILE_PATH = str(Path.home() / ".moodtune" / "profile.json")
+PROFILE_PATH = moodtune_home() / "profile.json"  # the only place the demo writes a profile
 SIGNAL_NAMES = {"face": "face", "voice": "voice (how you sound)", "text": "typed text", "speech_text": "spoken words"}
 
 _engine: MoodEngine | None = None
@@ -124,11 +128,11 @@ def feedback(kind: str, choice: int | None, strategy: str, n: float, show_player
     return recommend(strategy, n, show_players, session, mood, catalog)
 
 
-def save_profile(session: Session | None, path: str) -> str:
-    """Save likes/skips and the learned offsets to a local file, only when the user clicks for it."""
+def save_profile(session: Session | None) -> str:
+    """Save likes/skips and the learned offsets to moodtune's own folder, only when the user clicks for it."""
     if session is None or not (session.liked or session.skipped):
         return "Nothing to save yet: like or skip a track first."
-    return f"Saved to {session.save(path or PROFILE_PATH)}"
+    return f"Saved to {session.save(PROFILE_PATH)}"
 
 
 def live_face(frame, smoother: EmaSmoother | None):
@@ -142,15 +146,35 @@ def live_face(frame, smoother: EmaSmoother | None):
     return (probs or {"no face yet": 1.0}), note, smoother
 
 
+def raw_on_failure(component: Any) -> Any:
+    """The component, except that an upload Gradio cannot decode reaches moodtune as its path instead of failing
+    the whole request: moodtune's own readers then give that signal a status and a message, and the rest counts.
+    (An instance attribute, not a subclass: Gradio writes a .pyi file beside any module that subclasses one.)"""
+    decode = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return decode(payload)
+        except Exception:  # noqa: BLE001 - PIL/ffmpeg raise many types for a corrupt or mistyped upload
+            return getattr(payload, "path", None)
+
+    component.preprocess = preprocess
+    return component
+
+
 def build_demo() -> gr.Blocks:
+    if OWN_UPLOAD_DIR:  # also delete what no request read (converted copies, failed requests), and all on exit
+        UPLOADS.watch(os.environ["GRADIO_TEMP_DIR"])
     with gr.Blocks(title="moodtune", delete_cache=(300, 600), analytics_enabled=False) as demo:
         gr.Markdown("# moodtune\nShow your face, speak, and/or type how you feel. Any subset works.")
         gr.Markdown(PRIVACY_NOTE)
         session, mood_state, tracks_state, smoother = gr.State(None), gr.State(None), gr.State([]), gr.State(None)
         with gr.Row():
             with gr.Column():
-                image = gr.Image(sources=["webcam", "upload"], type="filepath", label="Your face (snapshot or photo)")
-                audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Your voice")
+                # image_mode=None: the file as uploaded, no converted copy (moodtune reads RGBA, grey and palettes)
+                image = raw_on_failure(gr.Image(sources=["webcam", "upload"], type="filepath", image_mode=None,
+                                                label="Your face (snapshot or photo)", elem_id="face-input"))
+                audio = raw_on_failure(gr.Audio(sources=["microphone", "upload"], type="filepath", label="Your voice"))
                 text = gr.Textbox(label="How do you feel?", placeholder="e.g. exhausted but hopeful", lines=2,
                                   max_length=50_000, elem_id="mood-text")
                 with gr.Row():
@@ -178,7 +202,7 @@ def build_demo() -> gr.Blocks:
             like = gr.Button("Like (more like this)")
             skip = gr.Button("Skip (less like this)")
         with gr.Accordion("Keep my likes and skips (saved only when you click)", open=False):
-            profile_path = gr.Textbox(PROFILE_PATH, label="Profile file")
+            gr.Markdown(f"Saved to `{PROFILE_PATH}` (moodtune's folder; set `MOODTUNE_HOME` to move it).")
             save = gr.Button("Save my profile")
             saved = gr.Markdown()
         with gr.Accordion("Live face mode (about two frames a second)", open=False):
@@ -198,13 +222,22 @@ def build_demo() -> gr.Blocks:
         feedback_inputs = [pick, strategy, n, show_players, session, mood_state, tracks_state, catalog]
         like.click(lambda *a: feedback("like", *a), feedback_inputs, rec_outputs, api_name="like")
         skip.click(lambda *a: feedback("skip", *a), feedback_inputs, rec_outputs, api_name="skip")
-        save.click(save_profile, [session, profile_path], saved, api_visibility="private")
+        save.click(save_profile, [session], saved, api_visibility="private")
         cam.stream(live_face, [cam, smoother], [live_label, live_note, smoother], stream_every=0.5, time_limit=600,
                    api_visibility="private", concurrency_limit=1)
     return demo
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, inbrowser: bool = False, **kw: Any) -> None:
+def launch(host: str | None = None, port: int | None = None, inbrowser: bool = False, **kw: Any) -> None:
+    """Serve the demo on ``host:port``: by default ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT`` if set, else
+    127.0.0.1:7860 (this computer only)."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    port = port or int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
+    import signal
+    import sys
+
+    # SIGTERM (systemd, docker stop) exits through atexit, where UPLOADS deletes what it still holds
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo = build_demo()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     demo.launch(server_name=host, server_port=port, share=False, inbrowser=inbrowser, max_file_size=MAX_UPLOAD,

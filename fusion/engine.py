@@ -41,6 +41,9 @@ class MoodEngine:
         self.face = face if isinstance(face, FaceEncoder) else FaceEncoder(face)
         self.voice = voice if isinstance(voice, VoiceEncoder) else VoiceEncoder(voice, transcribe=transcribe)
         self.text = text if isinstance(text, TextEncoder) else TextEncoder(text)
+        if isinstance(fusion, LateFusion) and priors is not None:
+            raise ValueError("pass priors to your LateFusion, or pass fusion as a method name with priors=; "
+                             "both together would ignore one of them")
         self.fusion = fusion if isinstance(fusion, LateFusion) else LateFusion(method=fusion, priors=priors)
         self._catalog_ref = catalog
         self._catalog: Catalog | None = catalog if isinstance(catalog, Catalog) else None
@@ -57,6 +60,19 @@ class MoodEngine:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="moodtune-model")
         return self._pool.submit(fn, *args, **kw).result()
+
+    def close(self) -> None:
+        """Stop the worker threads (with ``workers``); the engine can still be used afterwards, on new threads."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> "MoodEngine":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
 
     @property
     def catalog(self) -> Catalog:

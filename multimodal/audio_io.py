@@ -21,8 +21,14 @@ from .base import InputError
 TARGET_SR = 16_000
 MAX_WINDOW_S = 10.0      # analyse at most this much: the most voiced window
 MIN_SPEECH_S = 0.5       # less speech than this is "silence"
-MAX_INPUT_S = 60 * 60    # refuse more than an hour of audio
+MAX_INPUT_S = 60 * 60    # refuse more than an hour of audio (from the file's header, before decoding)
+MAX_READ_S = 10 * 60     # read at most the first ten minutes (a mood reading needs one 10-s window of them)
 MAX_FILE_BYTES = 200 * 1024 * 1024
+MIN_RATE, MAX_RATE = 1_000, 768_000
+# Containers ffmpeg may open for us, by their first bytes. Anything else (a text playlist, a concat list, an
+# HLS manifest named .wav...) could make ffmpeg read other files or URLs, so it is refused before ffmpeg runs.
+FFMPEG_MAGIC = (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xf1", b"\xff\xf9", b"OggS", b"fLaC", b"RIFF",
+                b"\x1aE\xdf\xa3", b"#!AMR", b"FORM", b".snd", b"caff", b"MAC ", b"wvpk")
 
 
 @dataclass
@@ -38,27 +44,64 @@ class Audio:
         return len(self.samples) / self.sample_rate
 
 
+def _too_long(seconds: float) -> InputError:
+    return InputError(f"the audio is {seconds / 60:,.0f} minutes long, more than the {MAX_INPUT_S // 60} minutes "
+                      "moodtune accepts; send a shorter recording")
+
+
+def _read_soundfile(data: bytes | Path) -> tuple[int, np.ndarray]:
+    """wav/flac/ogg through libsndfile: the header's length is checked first, then at most MAX_READ_S is read."""
+    import soundfile as sf
+
+    with sf.SoundFile(io.BytesIO(data) if isinstance(data, bytes) else str(data)) as f:
+        sr = int(f.samplerate)
+        if not MIN_RATE <= sr <= MAX_RATE:
+            raise InputError(f"the file's sample rate {sr} Hz is not plausible ({MIN_RATE:,}–{MAX_RATE:,} Hz)")
+        if f.frames / sr > MAX_INPUT_S:
+            raise _too_long(f.frames / sr)
+        # one frame past the cap, so that to_mono_16k cuts it and says so
+        return sr, f.read(frames=min(f.frames, MAX_READ_S * sr + 1), dtype="float32", always_2d=False)
+
+
+def is_ffmpeg_container(path: Path) -> bool:
+    """True when the file starts like an audio container we let ffmpeg open (not a playlist or a text list)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head.startswith(FFMPEG_MAGIC) or head[4:8] == b"ftyp" or head[:2] in (b"\xff\xe3", b"\xff\xfa")
+
+
 def _read_file(data: bytes | Path) -> tuple[int, np.ndarray]:
     import soundfile as sf
 
     try:
-        samples, sr = sf.read(io.BytesIO(data) if isinstance(data, bytes) else str(data), always_2d=False)
-        return int(sr), samples
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        return _read_soundfile(data)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         if shutil.which("ffmpeg") is None:
             raise InputError("the audio file is corrupt or in a format that needs ffmpeg (install ffmpeg for "
                              f"mp3/m4a/webm; wav, flac and ogg work without it): {str(exc)[:120]}") from exc
-        import librosa
-
         if isinstance(data, bytes):
             raise InputError("the audio data is corrupt or not wav/flac/ogg (pass other formats as a file path)")
-        try:
-            samples, sr = librosa.load(str(data), sr=None, mono=False)
+        if not is_ffmpeg_container(data):
+            raise InputError("the file is not an audio format moodtune reads (wav, flac, ogg, mp3, m4a, webm...)") from exc
+        import librosa
+
+        try:  # audioread streams through ffmpeg and stops just past MAX_READ_S (to_mono_16k cuts and says so)
+            samples, sr = librosa.load(str(data), sr=None, mono=False, duration=MAX_READ_S + 1, dtype=np.float32)
             return int(sr), np.asarray(samples).T
         except InputError:
             raise
         except Exception as exc2:  # noqa: BLE001 - decoders raise many types
             raise InputError(f"the audio file could not be decoded ({type(exc2).__name__})") from exc2
+
+
+def _sample_rate(value: Any) -> int:
+    try:
+        sr = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"the sample rate must be a number of Hz, not {value!r:.40}") from None
+    if not np.isfinite(sr) or not MIN_RATE <= sr <= MAX_RATE:
+        raise InputError(f"the sample rate {value!r:.40} Hz is not plausible (expected {MIN_RATE:,}–{MAX_RATE:,} Hz)")
+    return int(sr)
 
 
 def _unpack(audio: Any) -> tuple[int, np.ndarray]:
@@ -67,13 +110,13 @@ def _unpack(audio: Any) -> tuple[int, np.ndarray]:
         sr = audio.get("sampling_rate", audio.get("sample_rate"))
         if raw is None or sr is None:
             raise InputError('an audio dict needs "raw" (samples) and "sampling_rate"')
-        return int(sr), np.asarray(raw)
+        return _sample_rate(sr), np.asarray(raw)
     if isinstance(audio, tuple) and len(audio) == 2:
         a, b = audio
         if np.isscalar(a) and not np.isscalar(b):
-            return int(a), np.asarray(b)
+            return _sample_rate(a), np.asarray(b)
         if np.isscalar(b) and not np.isscalar(a):
-            return int(b), np.asarray(a)
+            return _sample_rate(b), np.asarray(a)
         raise InputError("audio as a tuple must be (sample_rate, samples)")
     if isinstance(audio, (str, Path)):
         path = Path(audio)
@@ -94,12 +137,10 @@ def to_mono_16k(audio: Any) -> Audio:
     import soxr
 
     sr, x = _unpack(audio)
-    if not 1_000 <= sr <= 768_000:
-        raise InputError(f"the sample rate {sr} Hz is not plausible (expected 8,000–192,000 Hz)")
     if x.dtype == object or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise InputError(f"audio samples must be real numbers, not {x.dtype}")
     if x.ndim == 2:
-        if x.shape[0] <= 8 < x.shape[1]:  # (channels, n) → (n, channels)
+        if x.shape[0] < x.shape[1] and x.shape[0] <= 64:  # planar (channels, n) → (n, channels)
             x = x.T
         notes = [f"{x.shape[1]} channels mixed down to mono"] if x.shape[1] > 1 else []
     elif x.ndim == 1:
@@ -109,7 +150,10 @@ def to_mono_16k(audio: Any) -> Audio:
     if x.size == 0:
         raise InputError("the audio is empty (no samples)")
     if x.shape[0] / sr > MAX_INPUT_S:
-        raise InputError(f"the audio is longer than {MAX_INPUT_S // 60} minutes")
+        raise _too_long(x.shape[0] / sr)
+    if x.shape[0] > MAX_READ_S * sr:  # a view: nothing beyond it is converted
+        x = x[:MAX_READ_S * sr]
+        notes.append(f"only the first {MAX_READ_S // 60} minutes were read")
     if np.issubdtype(x.dtype, np.integer):
         info = np.iinfo(x.dtype)
         y = x.astype(np.float32)

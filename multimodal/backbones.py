@@ -12,8 +12,10 @@ import importlib
 from functools import lru_cache
 from pathlib import Path
 
+from .errors import MoodtuneError
 
-class BackboneError(RuntimeError):
+
+class BackboneError(MoodtuneError, RuntimeError):
     """A pretrained backbone is missing or is not the file we expect."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Sequence, TypeVar
 
 from .backbones import BackboneError
+from .errors import MoodtuneError
 from .reading import ModalityReading, Status
 
 log = logging.getLogger("moodtune")
@@ -18,7 +19,7 @@ log = logging.getLogger("moodtune")
 EMBEDDED_NAMES = (None, "", "default", "embedded")
 
 
-class InputError(ValueError):
+class InputError(MoodtuneError, ValueError):
     """The input cannot be read; the message says why in words a user understands."""
 
 

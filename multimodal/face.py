@@ -13,18 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .base import Encoder, InputError, guard
 from .face_detection import FaceBox, FaceDetector, check_detector, make_detector, square_crop
 from .heads import softmax
 from .image_io import downscale, to_rgb
-from .labels import EMOTIONS, FER2013, LabelMap, label_map_for
+from .labels import FER2013, LabelMap, label_map_for
 from .reading import ModalityReading, Status
+from .runtime import onnx_session
 
 FACE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face" / "fer_cnn.safetensors"  # trained (recipe)
 FACE_ONNX = FACE_WEIGHTS.with_suffix(".onnx")  # the same net for inference (models/face/export_onnx.py)
 MIN_IMAGE_SIDE = 24
+CROP_MAX_SIDE = 96  # a near-square image up to this size with no face detected is read as a face crop
 DETECT_SIDE = 320  # face detection runs on a copy at most this large
 
 
@@ -65,6 +66,11 @@ def prepare_face(image: Any, detector: FaceDetector, detect_face: bool = True) -
         return ModalityReading.failed("face", Status.NO_FACE, "the image is blank (one flat colour): no face found")
     faces = [FaceBox(*(int(round(v / det_scale)) for v in f.as_tuple()), score=f.score, detector=f.detector)
              for f in detector.detect(det_grey)]
+    if not faces and max(h, w) <= CROP_MAX_SIDE and 0.75 <= w / h <= 1.33:
+        # A small square image with no face found in it is most likely a face crop already (FER2013 is 48×48,
+        # too small for the detector's windows): read it whole, and say so.
+        crop = cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA if min(h, w) > 48 else cv2.INTER_LINEAR)
+        return FaceCrop(crop, rgb, None, 0.7, [f"no face detected in this small {w}×{h} image: read whole, as a face crop"])
     if not faces:
         return ModalityReading.failed("face", Status.NO_FACE,
                                       "no face found: face the camera in good light, or crop the photo to the face")
@@ -99,16 +105,10 @@ class FerCnnBackend(FaceBackend):
     label_map = FER2013
 
     def __init__(self, weights: Path = FACE_ONNX) -> None:
-        import onnxruntime as ort
-
         if not weights.exists():
             raise FileNotFoundError(f"the face model {weights} is missing; reinstall moodtune, or export it from "
                                     "the trained weights: python -m models.face.export_onnx")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()  # the same cores as the voice and text encoders
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # errors only
-        self.session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(weights)
         self._input = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         self.temperature = float(meta.get("temperature", 1.0))
@@ -137,10 +137,12 @@ class HubFaceBackend(FaceBackend):
         self.label_map = label_map_for(self.labels, name=ref)
         self.name = ref
 
-    @torch.inference_mode()
     def probabilities(self, crops: list[FaceCrop]) -> np.ndarray:
-        inputs = self.processor(images=[c.rgb_crop for c in crops], return_tensors="pt")
-        p = softmax(self.model(**inputs).logits.numpy())
+        import torch
+
+        with torch.inference_mode():
+            inputs = self.processor(images=[c.rgb_crop for c in crops], return_tensors="pt")
+            p = softmax(self.model(**inputs).logits.numpy())
         return self.label_map.to_emotions(p)
 
 

@@ -2,7 +2,7 @@
 
 An optional MediaPipe backend (``pip install moodtune[mediapipe]``) uses the Tasks FaceDetector with a
 BlazeFace model file: the one you give (``model_path=`` or ``MOODTUNE_BLAZEFACE``), else one downloaded once
-from Google's model storage into ``~/.cache/moodtune/`` where internet exists (MediaPipe ≥ 0.10.30 ships none).
+from Google's model storage into ``$MOODTUNE_HOME/models/`` where internet exists (MediaPipe ≥ 0.10.30 ships none).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from .base import InputError
+from .files import moodtune_home
 
 
 @dataclass(frozen=True)
@@ -120,12 +121,13 @@ class HaarFaceDetector:
 
 BLAZEFACE_URL = ("https://storage.googleapis.com/mediapipe-models/face_detector/blaze_face_short_range/float16/"
                  "latest/blaze_face_short_range.tflite")
-CACHE_DIR = Path.home() / ".cache" / "moodtune"
 
 
 def blazeface_model(model_path: str | os.PathLike | None = None, url: str = BLAZEFACE_URL,
-                    cache_dir: Path = CACHE_DIR, timeout: float = 20.0) -> Path:
-    """The BlazeFace model file: the given one, ``MOODTUNE_BLAZEFACE``, a cached download, or a new download."""
+                    cache_dir: Path | None = None, timeout: float = 20.0) -> Path:
+    """The BlazeFace model file: the given one, ``MOODTUNE_BLAZEFACE``, a download cached in moodtune's folder
+    (``$MOODTUNE_HOME/models``), or a new download (only when the MediaPipe detector is asked for)."""
+    cache_dir = cache_dir or moodtune_home() / "models"
     given = model_path or os.environ.get("MOODTUNE_BLAZEFACE")
     if given:
         if not os.path.isfile(given):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,40 @@ from .base import InputError
 
 MAX_SIDE = 1280  # larger images are downscaled before face detection
 MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to 120 MB; bigger ones are refused from their header
+
+
+def check_pixels(width: int, height: int) -> None:
+    """Refuse an image larger than :data:`MAX_PIXELS` before any pixel is decoded or converted."""
+    if width * height > MAX_PIXELS:
+        raise InputError(f"the image is {width:,}×{height:,} pixels, more than the {MAX_PIXELS / 1e6:.0f} megapixels "
+                         "moodtune reads; send a smaller photo (a face needs only a few hundred pixels)")
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:  # reads the header only
+                return im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"the image is larger than the {MAX_PIXELS / 1e6:.0f} megapixels moodtune reads") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError("the image file is corrupt or not an image format moodtune can read "
+                         "(JPEG, PNG, BMP, WebP, TIFF)") from exc
 
 
 def _decode(data: bytes) -> np.ndarray:
     import cv2
 
+    if not data:
+        raise InputError("the image is empty (0 bytes)")
+    check_pixels(*_header_size(data))
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise InputError("the image file is corrupt or not an image format moodtune can read (JPEG, PNG, BMP, WebP, TIFF)")
@@ -39,10 +69,13 @@ def to_rgb(image: Any) -> np.ndarray:
     if isinstance(image, (bytes, bytearray, memoryview)):
         image = _decode(bytes(image))
     elif hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image
+        check_pixels(*image.size)
         image = np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray):
         raise InputError(f"an image must be a file path, bytes, a PIL image or a numpy array, not {type(image).__name__}")
     arr = image
+    if arr.ndim >= 2:
+        check_pixels(arr.shape[1], arr.shape[0])  # before any conversion copies it
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or min(arr.shape[:2]) == 0:
@@ -50,11 +83,14 @@ def to_rgb(image: Any) -> np.ndarray:
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
             raise InputError(f"image pixels must be numbers, not {arr.dtype}")
-        arr = arr.astype(np.float64)
-        if not np.isfinite(arr).all():
-            raise InputError("the image contains NaN or infinite pixel values")
-        scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
-        arr = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
+        if arr.dtype == np.uint16:  # 16-bit PNG/TIFF: 0..65535
+            arr = (arr // 257).astype(np.uint8)
+        else:
+            arr = arr.astype(np.float32)
+            if not np.isfinite(arr).all():
+                raise InputError("the image contains NaN or infinite pixel values")
+            scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
+            arr = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     elif arr.shape[2] == 4:

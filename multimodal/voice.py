@@ -26,7 +26,7 @@ from .audio_io import (MIN_SPEECH_S, TARGET_SR, Audio, SpeechActivity, detect_sp
 from .backbones import BackboneError, whisper_tiny_en_dir
 from .base import Encoder, guard
 from .heads import softmax
-from .labels import EMOTIONS, VA_MATRIX, LabelMap, label_map_for
+from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
 from .reading import ModalityReading, Status
 
 log = logging.getLogger("moodtune")
@@ -101,12 +101,6 @@ def pool_states(states: np.ndarray, frames: np.ndarray) -> np.ndarray:
     mask = frames[:n] if frames[:n].any() else np.ones(n, bool)
     chosen = states[:n][mask]
     return np.concatenate([chosen.mean(0), chosen.std(0)]).astype(np.float32)
-
-
-def blend_valence_arousal(direct: np.ndarray, probs: np.ndarray, direct_weight: np.ndarray) -> np.ndarray:
-    """What the voice reports (N, 2): per dimension, ``direct_weight`` of the calibrated direct output and the rest
-    the emotion table's value of ``probs`` (N, 7, over EMOTIONS). A weight of 0 means no direct value there."""
-    return direct_weight * direct + (1 - direct_weight) * (probs @ VA_MATRIX)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .catalog import EMBEDDED, FEATURES, USER_CATALOG_DIR, Catalog, CatalogError, Track, load_catalog, user_catalogs
 from .ranking import rank
-from .session import Session
+from .session import ProfileError, Session
 from .targets import STRATEGIES, Target, target_from_va, target_path
 
 
@@ -22,5 +22,5 @@ def recommend_tracks(valence: float, arousal: float, catalog: Catalog | None = N
     return rank(catalog, targets, n=n, mmr_lambda=mmr_lambda, max_per_artist=max_per_artist, exclude=exclude)
 
 
-__all__ = ["EMBEDDED", "FEATURES", "STRATEGIES", "USER_CATALOG_DIR", "Catalog", "CatalogError", "Session", "Target", "Track",
+__all__ = ["EMBEDDED", "FEATURES", "STRATEGIES", "USER_CATALOG_DIR", "Catalog", "CatalogError", "ProfileError", "Session", "Target", "Track",
            "load_catalog", "rank", "recommend_tracks", "target_from_va", "target_path", "user_catalogs"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-import os
+import re
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +12,16 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
+from multimodal.errors import MoodtuneError
+from multimodal.files import is_regular_file, moodtune_home, write_atomic
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_CATALOG = DATA_DIR / "spotify_songs_sample.csv"
 #: Where ``moodtune catalog import`` and ``moodtune library scan`` keep catalogs (by name).
-USER_CATALOG_DIR = Path(os.environ.get("MOODTUNE_HOME", Path.home() / ".moodtune")) / "catalogs"
+USER_CATALOG_DIR = moodtune_home() / "catalogs"
 EMBEDDED = "embedded"
+MAX_CSV_BYTES = 512 * 1024 * 1024  # the largest public schema (Kaggle 1921-2020) is about 30 MB
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,63}")
 
 #: The audio features every catalog carries (ranges are checked on import).
 FEATURES: dict[str, tuple[float, float]] = {
@@ -38,7 +43,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
 REQUIRED = ("id", "name", "artist")
 
 
-class CatalogError(ValueError):
+class CatalogError(MoodtuneError, ValueError):
     """A catalog file cannot be used (missing columns, unreadable file)."""
 
 
@@ -144,13 +149,22 @@ class Catalog:
     def from_csv(cls, path: str | Path, name: str | None = None) -> "Catalog":
         """Load a CSV in any of the known schemas; bad rows are skipped and counted in ``catalog.report``."""
         path = Path(path)
+        if not path.exists():
+            raise CatalogError(f"no catalog file at {path}")
+        if not is_regular_file(path):  # a FIFO, a device such as /dev/zero, a link loop
+            raise CatalogError(f"{path} is not a regular file")
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise CatalogError(f"{path} is larger than {MAX_CSV_BYTES // 2**20} MB")
         try:
             raw = pd.read_csv(path, low_memory=False)
         except FileNotFoundError as exc:
             raise CatalogError(f"no catalog file at {path}") from exc
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise CatalogError(f"{path} is not a readable CSV file ({exc})") from exc
-        return cls.from_frame(raw, name=name or path.name)
+        catalog = cls.from_frame(raw, name=name or path.name)
+        if len(catalog) == 0:
+            raise CatalogError(f"{path} has no usable track ({catalog.report})")
+        return catalog
 
     @classmethod
     def from_frame(cls, raw: pd.DataFrame, name: str = "catalog") -> "Catalog":
@@ -198,6 +212,24 @@ class Catalog:
     def concat(cls, catalogs: list["Catalog"], name: str = "combined") -> "Catalog":
         frame = pd.concat([c.frame for c in catalogs], ignore_index=True).drop_duplicates(subset="id")
         return cls(frame, name=name)
+
+
+def check_catalog_name(name: str) -> str:
+    """A name usable with ``--catalog``: letters, digits, ``._ -``, no folders, not "embedded"."""
+    if not _NAME.fullmatch(name or "") or name.strip(". ") != name or name == EMBEDDED:
+        raise CatalogError(f"{name!r} cannot name a catalog: use up to 64 letters, digits, '.', '_', '-' or spaces, "
+                           f"not starting with a dot, and not {EMBEDDED!r}")
+    return name
+
+
+def save_user_catalog(catalog: Catalog, name: str, force: bool = False) -> Path:
+    """Keep ``catalog`` in moodtune's folder under ``name`` (atomically; an existing one only with ``force``)."""
+    target = USER_CATALOG_DIR / f"{check_catalog_name(name)}.csv"
+    if target.exists() and not force:
+        raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force to replace it")
+    USER_CATALOG_DIR.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, catalog.frame.to_csv(index=False))
+    return target
 
 
 def user_catalogs() -> list[str]:

@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from multimodal.files import is_regular_file, moodtune_home, write_atomic
+
 from .catalog import Catalog
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif", ".opus"}
-CACHE = Path(os.environ.get("MOODTUNE_HOME", Path.home() / ".moodtune")) / "library_cache.json"
+CACHE = moodtune_home() / "library_cache.json"
 # Triad templates (root, third, fifth) for the mode estimate: major third = 4 semitones, minor = 3.
 _MAJOR = np.zeros(12)
 _MAJOR[[0, 4, 7]] = 1
@@ -56,7 +58,9 @@ def estimate_features(path: str | Path, seconds: float = 60.0) -> Estimate:
     try:
         total = float(sf.info(str(path)).duration)
     except Exception:  # noqa: BLE001 - formats soundfile cannot open go through librosa/ffmpeg
-        if Path(path).suffix.lower() in {".wav", ".flac", ".ogg", ".aiff", ".aif"}:
+        from multimodal.audio_io import is_ffmpeg_container
+
+        if Path(path).suffix.lower() in {".wav", ".flac", ".ogg", ".aiff", ".aif"} or not is_ffmpeg_container(path):
             raise ValueError("unreadable audio file") from None
         total = librosa.get_duration(path=str(path))
     offset = max(0.0, total / 2 - seconds / 2)
@@ -86,18 +90,53 @@ def _key(path: Path) -> str:
     return f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}"
 
 
+def music_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """Regular audio files under ``folder`` (links to folders not followed); what was skipped, and why."""
+    files, skipped = [], []
+    for here, _dirs, names in os.walk(Path(folder).expanduser(), followlinks=False):
+        for name in names:
+            path = Path(here) / name
+            if path.suffix.lower() not in AUDIO_EXTENSIONS:
+                continue
+            if is_regular_file(path):
+                files.append(path)
+            else:
+                why = "a dangling or looping link" if path.is_symlink() else "not a regular file (a pipe or a device)"
+                skipped.append(f"{path.name}: {why}")
+    return sorted(files), skipped
+
+
+def artist_of(path: Path, root: Path) -> str:
+    """The first folder below ``root`` (Music/Artist/Album/track.mp3); for files directly in ``root``, "Artist - Title"
+    gives the artist and otherwise the file's own name, so that a flat folder is not one artist (the ranker
+    allows two tracks per artist)."""
+    parts = path.relative_to(root).parts
+    if len(parts) > 1:
+        return parts[0]
+    head, sep, _ = path.stem.partition(" - ")
+    return head.strip() if sep and head.strip() else path.stem
+
+
+def _read_cache(cache: Path | None) -> dict[str, dict]:
+    if cache is None or not cache.exists():
+        return {}
+    try:
+        data = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):  # "[]", "null" or another shape: start again
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict) and set(v) == set(Estimate.__dataclass_fields__)}
+
+
 def scan(folder: str | Path, cache: Path | None = CACHE, progress: bool = True) -> tuple[Catalog, list[str]]:
     """Scan a folder (recursively) into a catalog; returns it and the files that could not be read."""
     from tqdm import tqdm
 
-    files = sorted(p for p in Path(folder).expanduser().rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-    cached: dict[str, dict] = {}
-    if cache is not None and cache.exists():
-        try:
-            cached = json.loads(cache.read_text())
-        except (OSError, ValueError):
-            cached = {}
-    rows, failed = [], []
+    root = Path(folder).expanduser()
+    files, failed = music_files(root)
+    cached = _read_cache(cache)
+    rows = []
     for path in tqdm(files, desc="scanning your music", disable=not progress):
         key = _key(path)
         if key not in cached:
@@ -107,11 +146,11 @@ def scan(folder: str | Path, cache: Path | None = CACHE, progress: bool = True) 
                 failed.append(f"{path.name}: {type(exc).__name__}")
                 continue
         rows.append({"id": hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16], "name": path.stem,
-                     "artist": path.parent.name or "local", "genre": "local", "path": str(path), "estimated": True,
+                     "artist": artist_of(path, root), "genre": "local", "path": str(path), "estimated": True,
                      **cached[key]})
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(cached))
+        write_atomic(cache, json.dumps(cached))
     frame = pd.DataFrame(rows, columns=["id", "name", "artist", "genre", "path", "estimated", "valence", "energy",
                                         "danceability", "tempo", "acousticness", "mode", "loudness"])
     return Catalog.from_frame(frame, name=f"library: {Path(folder).name}"), failed

@@ -54,7 +54,8 @@ def rank(catalog: Catalog, targets: Sequence[Target], *, n: int = 10, mmr_lambda
     Each pick maximises ``λ·relevance − (1−λ)·max similarity to the tracks already picked`` (maximal
     marginal relevance), skipping artists that already have ``max_per_artist`` tracks.
     """
-    if len(catalog) == 0 or n <= 0:
+    n = min(int(n), len(catalog))  # never more than the catalog holds (n=10**8 must not allocate for it)
+    if n <= 0:
         return []
     if not 0.0 <= mmr_lambda <= 1.0:
         raise ValueError("mmr_lambda must be between 0 and 1")

@@ -12,11 +12,22 @@ from pathlib import Path
 
 import numpy as np
 
+from multimodal.errors import MoodtuneError
+from multimodal.files import is_regular_file, write_atomic
+
 from .catalog import FEATURES, Track
 from .targets import Target
 
 LIKE_STEP = 0.35   # move this share of the way toward a liked track's features
 SKIP_STEP = 0.20   # and this share away from a skipped one's
+MAX_PROFILE_BYTES = 1024 * 1024
+MAX_IDS = 1000  # liked/skipped ids kept in a profile (the most recent)
+
+
+class ProfileError(MoodtuneError, ValueError):
+    """A profile file cannot be read."""
+
+
 MAX_OFFSET = {"valence": 0.3, "energy": 0.3, "danceability": 0.3, "tempo": 30.0, "acousticness": 0.3, "mode": 0.3}
 
 
@@ -54,14 +65,25 @@ class Session:
         return [t.shifted(self.offsets) for t in targets]
 
     def save(self, path: str | Path) -> Path:
-        """Write the profile (offsets, liked and skipped ids) to a JSON file, only when asked."""
+        """Write the profile (offsets, liked and skipped ids) to a JSON file, only when asked (atomically)."""
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"offsets": self.offsets, "liked": self.liked, "skipped": self.skipped}, indent=1))
+        write_atomic(path, json.dumps({"offsets": self.offsets, "liked": self.liked, "skipped": self.skipped}, indent=1))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "Session":
-        data = json.loads(Path(path).expanduser().read_text())
-        offsets = {f: float(data.get("offsets", {}).get(f, 0.0)) for f in FEATURES}
-        return cls(offsets=offsets, liked=list(data.get("liked", [])), skipped=list(data.get("skipped", [])))
+        """A profile saved by :meth:`save`; :class:`ProfileError` says what is wrong with a file that is not one."""
+        path = Path(path).expanduser()
+        if not is_regular_file(path) or path.stat().st_size > MAX_PROFILE_BYTES:
+            raise ProfileError(f"{path} is not a profile file (missing, not a regular file, or too large)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            raw = data.get("offsets", {})
+            offsets = {f: float(np.clip(float(raw.get(f, 0.0)), -MAX_OFFSET[f], MAX_OFFSET[f])) for f in FEATURES}
+            if not all(np.isfinite(v) for v in offsets.values()):
+                raise ValueError("offsets must be finite numbers")
+            liked, skipped = (list(map(str, data.get(k, [])))[-MAX_IDS:] for k in ("liked", "skipped"))
+        except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{path} is not a valid moodtune profile ({exc})") from exc
+        return cls(offsets=offsets, liked=liked, skipped=skipped)

@@ -23,6 +23,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from multimodal.errors import MoodtuneError
+
 from .catalog import DATA_DIR, Track
 from .targets import Target
 
@@ -32,7 +34,7 @@ MAX_SEARCH_LIMIT = 10
 MAX_RETRY_AFTER_S = 5.0
 
 
-class SpotifyUnavailable(RuntimeError):
+class SpotifyUnavailable(MoodtuneError, RuntimeError):
     """Spotify could not answer; the message says why in words a user understands."""
 
 

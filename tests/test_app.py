@@ -3,8 +3,6 @@
 import os
 import shutil
 import socket
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,7 +48,7 @@ def test_uploaded_files_are_read_then_deleted(tmp_path):
 
 
 def test_upload_janitor_keeps_a_shared_upload_until_its_last_use(tmp_path):
-    from fusion.uploads import UploadJanitor
+    from interfaces.uploads import UploadJanitor
 
     janitor = UploadJanitor(grace_s=30, interval_s=3600)  # sweeps driven by the test
     shared = tmp_path / "abc123" / "photo.png"
@@ -68,7 +66,7 @@ def test_upload_janitor_keeps_a_shared_upload_until_its_last_use(tmp_path):
 
 
 def test_upload_janitor_thread_deletes_without_being_asked(tmp_path):
-    from fusion.uploads import UploadJanitor
+    from interfaces.uploads import UploadJanitor
 
     janitor = UploadJanitor(grace_s=0.0, interval_s=0.05)
     f = tmp_path / "clip.wav"
@@ -155,14 +153,19 @@ def test_real_browser_types_a_mood_and_sees_results(running_app):
         browser.close()
 
 
-def test_profile_is_saved_only_on_request(tmp_path):
+def test_profile_is_saved_only_on_request_and_only_in_moodtunes_folder(tmp_path, monkeypatch):
+    path = tmp_path / "home" / "profile.json"
+    monkeypatch.setattr(app_gradio, "PROFILE_PATH", path)
     out = app_gradio.analyze(None, None, "I feel calm", "match", 5, False, None)
     session, mood, tracks = out[-3:]
-    path = tmp_path / "profile.json"
-    assert "Nothing to save" in app_gradio.save_profile(session, str(path)) and not path.exists()
+    assert "Nothing to save" in app_gradio.save_profile(session) and not path.exists()
     app_gradio.feedback("like", 1, "match", 5, False, session, mood, tracks)
     assert not path.exists()  # feedback alone writes nothing
-    assert str(path) in app_gradio.save_profile(session, str(path)) and path.exists()
+    assert str(path) in app_gradio.save_profile(session) and path.exists()
+    # the event takes no path from the client: there is nothing a caller can point elsewhere
+    import inspect
+
+    assert list(inspect.signature(app_gradio.save_profile).parameters) == ["session"]
 
 
 def test_a_catalog_can_be_chosen(tmp_path):
@@ -173,3 +176,42 @@ def test_a_catalog_can_be_chosen(tmp_path):
     out = app_gradio.analyze(None, None, "so proud of myself!!", "match", 5, False, None, str(small))
     ids = set(Catalog.from_csv(small).frame["id"])
     assert {t.id for t in out[-1]} <= ids
+
+
+def test_upload_janitor_deletes_files_no_request_read_and_everything_on_exit(tmp_path):
+    from interfaces.uploads import UploadJanitor
+
+    uploads = tmp_path / "gradio"
+    (uploads / "abc").mkdir(parents=True)
+    original, converted = uploads / "abc" / "photo.png", uploads / "abc" / "photo_rgb.webp"
+    original.write_bytes(b"rgba"), converted.write_bytes(b"rgb")
+    janitor = UploadJanitor(grace_s=30, interval_s=3600, orphan_s=20)
+    janitor.watch(uploads)
+    assert janitor.consume(converted) == b"rgb"  # the request reads Gradio's converted copy only
+    now = original.stat().st_mtime
+    janitor.sweep(now + 10)
+    assert original.exists() and converted.exists()
+    janitor.sweep(now + 25)
+    assert not original.exists() and converted.exists()  # unread: gone after orphan_s; read: waits for its grace
+    janitor.sweep(now + 100)
+    assert not converted.exists() and not (uploads / "abc").exists()
+    (uploads / "late").mkdir()
+    (uploads / "late" / "x.wav").write_bytes(b"x")
+    janitor.sweep(force=True)  # what atexit (and SIGTERM through it) runs
+    assert not uploads.exists()
+    assert janitor.consume(uploads / "gone.png") is None
+
+
+def test_a_corrupt_upload_becomes_that_signals_status_and_the_text_still_counts(tmp_path):
+    from gradio.data_classes import FileData
+
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    demo = app_gradio.build_demo()
+    image = next(c for c in demo.blocks.values() if getattr(c, "elem_id", None) == "face-input")
+    path = image.preprocess(FileData(path=str(bad), orig_name="photo.png"))
+    assert path == str(bad)  # Gradio's own decoder would have failed the whole request here
+    out = app_gradio.analyze(path, None, "I am furious with you", "match", 5, False, None)
+    mood = out[-2]
+    assert mood.ok and mood.top_emotion == "angry" and mood.readings["face"].status.value == "invalid"
+    assert not (Path(app_gradio.__file__).parent / "app_gradio.pyi").exists()  # nothing written beside the code

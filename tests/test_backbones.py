@@ -1,6 +1,5 @@
 """Backbones are hash-checked; a missing or changed package gives a clear message or the documented fallback."""
 
-import numpy as np
 import pytest
 
 from multimodal import Status, TextEncoder, VoiceEncoder

@@ -17,6 +17,30 @@ from multimodal.text import prepare_text
 rng = np.random.default_rng(7)
 GOOD_TEXT = "I am furious with you"
 
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width × height pixels (a decompression bomb is refused from this alone)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(1000))) + chunk(b"IEND", b"")
+
+
+def flac_of_silence(minutes: int, rate: int = 8000) -> bytes:
+    """A small FLAC file (about 1.5 kB a minute) that decodes to ``minutes`` of silence."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=rate, channels=1, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros(rate * 60, np.int16)
+        for _ in range(minutes):
+            f.write(block)
+    return buf.getvalue()
+
 BAD_IMAGES = {
     "blank": np.zeros((480, 640, 3), np.uint8),
     "white": np.full((480, 640, 3), 255, np.uint8),
@@ -36,6 +60,9 @@ BAD_IMAGES = {
     "missing path": "/definitely/not/here.jpg",
     "a number": 3.14,
     "a list": [[1, 2], [3, 4]],
+    "empty bytes": b"",
+    "PNG header of 30,000×30,000": png_header_only(30_000, 30_000),
+    "float32 20,000×20,000 array": np.broadcast_to(np.float32(0.5), (20_000, 20_000)),  # a view: no memory
 }
 BAD_AUDIO = {
     "silence": (16000, np.zeros(48000, np.int16)),
@@ -56,12 +83,19 @@ BAD_AUDIO = {
     "missing path": "/nope/voice.wav",
     "dict without rate": {"raw": np.zeros(100)},
     "a number": 42,
+    "rate NaN": (float("nan"), np.zeros(16000, np.float32)),
+    "rate inf": (float("inf"), np.zeros(16000, np.float32)),
+    "rate 'abc'": ("abc", np.zeros(16000, np.float32)),
+    "planar (9, n)": (16000, np.zeros((9, 48000), np.float32)),
+    "3 h int16 array": (16000, np.broadcast_to(np.int16(0), (16000 * 3600 * 3,))),  # a view: no memory
+    "61 min FLAC (90 kB)": flac_of_silence(61),
 }
 BAD_TEXT = {
     "empty": "", "spaces": "    ", "newlines": "\n\n\t", "punctuation": "?!...", "50,000 characters": "meh " * 12_500,
     "binary": bytes(range(256)) * 10, "invalid utf-8": b"\xff\xfe\xfa" * 100, "a number": 12345,
     "a list": ["happy"], "control chars": "\x00\x01\x02\x03" * 50, "non-English": "Estoy muy cansado y triste hoy",
     "zero-width only": "\u200b\u200b\u200b",
+    "lone surrogate": "I am furious \ud800", "150,000 characters after 'although'": "although " + "a" * 150_000,
 }
 
 
@@ -143,9 +177,67 @@ def test_text_normaliser_never_raises_anything_but_input_error(x):
     assert out is not None
 
 
-def test_one_bad_item_fails_alone_in_a_batch(text_encoder):
-    """A text the tokenizer cannot take (a lone surrogate) used to turn every reading of its batch into an error."""
-    readings = text_encoder.predict_batch(["I am furious", "x \ud800", "what a lovely day"])
+def test_one_bad_item_fails_alone_in_a_batch(text_encoder, monkeypatch):
+    """An item the model fails on used to turn every reading of its batch into an error (a lone surrogate did)."""
+    run = text_encoder.backend.run
+    poison = text_encoder.backend.encode("xylophone", False)[0]
+
+    def fragile(chunks, *a, **k):
+        if any(poison in c for c in chunks):
+            raise RuntimeError("the model failed on this input")
+        return run(chunks, *a, **k)
+
+    monkeypatch.setattr(text_encoder.backend, "run", fragile)
+    readings = text_encoder.predict_batch(["I am furious", "x xylophone", "what a lovely day"])
     assert [r.ok for r in readings] == [True, False, True]
     assert readings[0].top_emotion == "angry" and readings[2].top_emotion == "happy"
     assert "failed" in readings[1].message
+
+
+def test_bombs_are_refused_from_their_headers_quickly():
+    import time
+
+    for image in (png_header_only(30_000, 30_000), np.broadcast_to(np.float32(0.5), (20_000, 20_000))):
+        t = time.perf_counter()
+        with pytest.raises(InputError, match="megapixels"):
+            to_rgb(image)
+        assert time.perf_counter() - t < 1.0
+    bomb = flac_of_silence(61)
+    t = time.perf_counter()
+    with pytest.raises(InputError, match="61 minutes"):
+        to_mono_16k(bomb)
+    assert time.perf_counter() - t < 1.0
+
+
+def test_long_audio_is_read_up_to_ten_minutes_and_says_so():
+    audio = to_mono_16k(flac_of_silence(12))
+    assert audio.seconds == pytest.approx(600, abs=0.01) and "first 10 minutes" in " ".join(audio.notes)
+
+
+def test_sixteen_bit_images_keep_their_contrast():
+    grey = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)  # 0..65520
+    rgb = to_rgb(grey)
+    assert rgb.min() == 0 and rgb.max() == 254 and len(np.unique(rgb)) > 200
+
+
+def test_planar_audio_is_channels_not_samples():
+    audio = to_mono_16k((16000, np.zeros((9, 48000), np.float32)))
+    assert audio.seconds == pytest.approx(3.0) and "9 channels" in audio.notes[0]
+
+
+def test_a_text_playlist_named_wav_is_not_given_to_ffmpeg(tmp_path):
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"")
+    playlist = tmp_path / "song.wav"
+    playlist.write_text(f"#EXTM3U\n{secret}\n")
+    with pytest.raises(InputError, match="not an audio format"):
+        to_mono_16k(str(playlist))
+
+
+def test_text_is_capped_and_zero_width_characters_do_not_split_words():
+    from multimodal.text import MAX_TEXT_CHARS, clean_text
+
+    p = prepare_text("I am happy. " * 10_000)
+    assert len(p.text) <= MAX_TEXT_CHARS and "only its start was read" in p.notes[0]
+    assert clean_text("hap\u200bpy") == "happy"
+    assert "\ufffd" in clean_text("furious \ud800")

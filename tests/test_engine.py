@@ -100,7 +100,7 @@ def test_mood_serialises_to_json(engine):
 
 def run_cli(*args, timeout=240):
     exe = shutil.which("moodtune")
-    cmd = [exe, *args] if exe else [sys.executable, "-m", "fusion.cli", *args]
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "interfaces.cli", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**__import__("os").environ,
                                                                                      "COLUMNS": "160"})
 
@@ -123,3 +123,35 @@ def test_cli_analyze_table_and_errors(tmp_path):
     assert none.returncode == 2
     missing_cat = run_cli("analyze", "--text", "hi", "--catalog", str(tmp_path / "none.csv"))
     assert missing_cat.returncode == 2 and "no catalog file" in missing_cat.stderr
+
+
+def test_engine_closes_its_worker_threads():
+    import threading
+
+    from fusion import MoodEngine
+
+    with MoodEngine(workers=2) as engine:
+        assert engine.analyze(text="I am furious with you").top_emotion == "angry"
+        threads = set(engine._pool._threads)
+        assert threads and all(t.is_alive() for t in threads)
+    assert not any(t.is_alive() for t in threads) and engine._pool is None
+    assert not any(t in threading.enumerate() for t in threads)
+
+
+def test_priors_beside_a_ready_fusion_are_refused_not_ignored():
+    from fusion import LateFusion, MoodEngine
+
+    with pytest.raises(ValueError, match="priors"):
+        MoodEngine(fusion=LateFusion("poe"), priors={"face": 2.0})
+
+
+def test_the_core_imports_nothing_from_the_shell_or_the_lab():
+    """multimodal → fusion → recommend is the core; interfaces/ (CLI, uploads), models/ (recipes, evaluation),
+    benchmarks/ and app_gradio sit around it and are never imported by it."""
+    code = ("import sys, multimodal, fusion, recommend; from fusion import MoodEngine, LateFusion, MoodReading; "
+            "import fusion.engine, fusion.late, fusion.mood, recommend.ranking, recommend.spotify, recommend.library; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('interfaces', 'models', 'benchmarks', 'app_gradio', 'tests')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert out.stdout.strip() == "[]"

@@ -346,3 +346,14 @@ def test_export_onnx_keeps_the_logits_and_metadata_with_any_batch(tmp_path):
     assert np.allclose(backend.logits(x), expected, atol=1e-5)
     assert backend.temperature == 1.5
     assert backend.session.get_modelmeta().custom_metadata_map["source_sha256"] == file_sha256(weights)
+
+
+@needs_data
+def test_a_tight_face_crop_is_read_without_asking_for_detect_face(face_encoder, fer_val):
+    images, labels = fer_val
+    readings = face_encoder.predict_batch(list(images[:40]))
+    assert all(r.ok for r in readings)  # before: "no face found … crop the photo to the face"
+    whole = [i for i, r in enumerate(readings) if "read whole, as a face crop" in r.message]
+    assert len(whole) >= 20  # the others have a face the detector finds inside the crop
+    direct = face_encoder.predict_batch([images[i] for i in whole], detect_face=False)
+    assert np.allclose([readings[i].vector for i in whole], [r.vector for r in direct])

@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
 
 from .test_app import free_port
 
@@ -49,3 +47,20 @@ def test_no_upload_remains_after_a_demo_session(tmp_path):
                  if p.is_file() and p.suffix.lower() in AUDIO_IMAGE_SUFFIXES]
     assert leftovers == [], leftovers  # ...and none of them is left
     assert "shh-secret-42" not in out.stdout + out.stderr
+
+
+def test_running_every_encoder_writes_nothing_in_the_home_folder(tmp_path):
+    """No telemetry queue or device id (onnxruntime), no caches: a fresh HOME stays empty after face, voice and
+    text readings."""
+    home = tmp_path / "home"
+    home.mkdir()
+    code = ("import numpy as np; from fusion import MoodEngine; e = MoodEngine(); "
+            "m = e.analyze(image=np.full((120, 120, 3), 90, np.uint8), "
+            "audio=(16000, (0.3 * np.sin(np.arange(32000) / 7)).astype(np.float32)), text='I got the job!!'); "
+            "e.recommend(m); print(m.top_emotion)")
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "MOODTUNE_HOME", "XDG_CACHE_HOME")}
+    env["HOME"] = str(home)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []

@@ -41,11 +41,11 @@ def export_onnx(weights: Path = HERE / "fer_cnn.safetensors", out: Path | None =
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=HERE / "fer_cnn.safetensors")
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"exported {export_onnx(args.weights, args.out)}")
 
 

@@ -36,17 +36,17 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from multimodal.datasets import default_data_dir, load_fer2013
 from multimodal.face_net import FaceExpressionNet
+from multimodal.heads import fit_temperature
 from multimodal.labels import EMOTIONS
 
 HERE = Path(__file__).resolve().parent
 
 
 def load_split(data: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    d = np.load(data / "face" / f"fer2013_{name}.npz")
-    x = torch.from_numpy(d["images"]).float().div_(255).unsqueeze(1)
-    y = torch.tensor([EMOTIONS.index(str(s)) for s in d["labels"]])
-    return x, y
+    images, labels = load_fer2013(data, name)
+    return torch.from_numpy(images).float().div_(255).unsqueeze(1), torch.from_numpy(labels)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0) -> torch.Tensor:
@@ -131,23 +131,9 @@ def class_weights(y: torch.Tensor) -> torch.Tensor:
     return w / (w * counts).sum() * counts.sum()
 
 
-def fit_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
-    t = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.LBFGS([t], lr=0.1, max_iter=100)
-
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(logits / t.exp(), y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return float(t.exp())
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=HERE.parents[1].parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=default_data_dir(), help="default: $MOODTUNE_DATA or ../shared/data")
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "train_face")
     ap.add_argument("--out", type=Path, default=HERE)
     ap.add_argument("--epochs", type=int, default=30)
@@ -166,7 +152,7 @@ def main() -> None:
     ap.add_argument("--sam", type=float, default=0.0, metavar="RHO",
                     help="sharpness-aware minimisation with this radius (0.05 is usual; 0: plain SGD); "
                          "two forward-backward passes a step")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.swa and args.init is None:
         ap.error("--swa averages around trained weights: give --init")
     torch.set_num_threads(args.threads)
@@ -264,7 +250,7 @@ def main() -> None:
         exported, (model, state["best_acc"]) = max(candidates.items(), key=lambda kv: kv[1][1])
         exported = f"{exported} ({state['best_acc']:.4f})"
     val_logits = predict_logits(model, xva)
-    temperature = fit_temperature(val_logits, yva)
+    temperature = fit_temperature(val_logits.numpy(), np.eye(len(EMOTIONS))[yva.numpy()])
     tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     meta = {"width": str(args.width), "temperature": f"{temperature:.6f}", "labels": ",".join(EMOTIONS),
             "best_val_acc": f"{state['best_acc']:.4f}", "epochs": str(state["epoch"]), "seed": str(args.seed),

@@ -1,15 +1,23 @@
-"""Recipe: train moodtune's text emotion model (seeded, resumable, with progress bars).
+"""Recipe: train moodtune's text model (v2) and export it to ONNX (seeded, resumable, with progress bars).
 
-    # v0: frozen all-MiniLM-L6-v2 sentence embeddings + an MLP head (minutes)
-    python models/text/train_text.py --mode head --data ../shared/data
-    # v1: LoRA adapter on all-MiniLM-L6-v2 + the head, fine-tuned together (about an hour on 2 cores)
-    python models/text/train_text.py --mode lora --data ../shared/data
+    pip install -e ".[train]"
+    python -m models.text.train_text --data ../shared/data            # train + export + evaluate
+    python -m models.text.train_text --data ../shared/data --export-only   # re-export from models/text/
 
-Data: GoEmotions-Ekman train (multi-label: the soft target spreads over every gold label) and dair-ai
-train (love→happy; it cannot say neutral or disgust, so its loss is a softmax over the covered classes
-only). Classes are weighted by inverse square-root frequency. The temperature is fitted on the dev
-splits. Output: models/text/head.safetensors (+ models/text/adapter/ for --mode lora) and
-models/text/metrics.json.
+One network (``models/text/network.py``): all-MiniLM-L6-v2 with a LoRA adapter, mean pooling and a shared MLP
+with 7 emotion logits and 2 valence/arousal outputs, trained on mixed batches of
+- situations: EmpatheticDialogues situation prompts (6 classes), enISEAR event descriptions (5 classes);
+- dialogue: DailyDialog utterances (7 classes incl. neutral);
+- feeling words: a sample of GoEmotions-Ekman (multi-label, 7 classes) and of dair-ai tweets (5 classes);
+- valence/arousal: EmoBank's train split (z-scored ratings), plus a light valence target on every labelled row
+  (the emotion table's valence of its label) so that the valence output knows everyday situations.
+A label a set cannot have is unknown there, not negative: each row's softmax runs over its set's classes only;
+but "neutral" is a true negative for the sets whose rows carry an emotion by construction (EMOTION_BEARING).
+Within each set, classes are weighted by inverse square-root frequency.
+
+After training, the recipe fits the temperature and the valence/arousal calibration on the dev splits, merges
+the adapter, exports the network to ONNX, quantises it to int8 (kept when it costs ≤ 0.5 point on every split,
+else fp16) and writes models/text/{adapter/, head.safetensors, text_model.onnx, metrics.json}.
 """
 
 from __future__ import annotations
@@ -17,210 +25,365 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import f1_score, recall_score
 from tqdm import tqdm
 
+from models.evaluation import ece, multilabel_macro_f1
 from multimodal.backbones import minilm_dir
-from multimodal.datasets import TextSplit, load_text_split
-from multimodal.heads import MLPHead, fit_temperature, save_head, softmax
-from multimodal.labels import EMOTIONS
-from multimodal.text import clean_text, mean_pool
+from multimodal.datasets import TextSplit, default_data_dir, load_emobank, load_text_split
+from multimodal.files import write_atomic
+from multimodal.heads import fit_temperature, fit_va_calibration, softmax
+from multimodal.labels import EMOTIONS, VA_MATRIX, blend_valence_arousal
+
+from .network import TextEmotionNet, base_encoder, with_lora
 
 HERE = Path(__file__).resolve().parent
 MAX_TOKENS = 128
+#: (corpus, split, rows sampled per epoch; None = all). GoEmotions and dair are sampled: they are large and
+#: already well read; the situation and dialogue sets are what v1 lacked.
+TRAIN_SETS = [("ed", "train", None), ("enisear", "train", None), ("dailydialog", "train", None),
+              ("goemotions", "train", 20000), ("dair", "train", 10000)]
+DEV_SETS = [("ed", "val"), ("dailydialog", "val"), ("dair", "val"), ("goemotions", "dev")]
+#: Sets whose every row carries an emotion by construction (a situation written for a given feeling, an event
+#: when the writer felt it, a tweet picked by its emotion hashtag): for them "neutral" is a true negative, while
+#: the other classes they lack (dair has no disgust, enISEAR no surprise) stay unknown.
+EMOTION_BEARING = ("ed", "enisear", "dair")
+AUX_VALENCE_WEIGHT = 0.2   # the table-valence target on labelled rows counts this much of EmoBank's
+AUX_VALENCE_SCALE = 2.0    # table valence 1 ≈ 2 EmoBank standard deviations
+DIRECT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def masked_soft_ce(logits: torch.Tensor, targets: torch.Tensor, cover: torch.Tensor,
-                   class_w: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy against soft targets, softmax restricted to each row's covered classes."""
+@dataclass
+class TrainRows:
+    """Every training row: token ids, soft emotion target and the classes its set can have, z-scored V/A."""
+
+    ids: list[list[int]]
+    targets: np.ndarray      # (n, 7); all zero for EmoBank rows
+    cover: np.ndarray        # (n, 7) bool
+    row_weight: np.ndarray   # (n,) class-balancing weight of the emotion loss (0: no emotion label)
+    va: np.ndarray           # (n, 2) regression targets, NaN where unknown
+    va_weight: np.ndarray    # (n, 2)
+
+
+def tokenize_all(tokenizer, texts: list[str], max_len: int = MAX_TOKENS) -> list[list[int]]:
+    from multimodal.text import clean_text
+
+    return tokenizer([clean_text(t) for t in texts], truncation=True, max_length=max_len)["input_ids"]
+
+
+def class_weights(targets: np.ndarray, cover: np.ndarray) -> np.ndarray:
+    """Inverse square-root class frequency within one set, normalised so that a mean row weighs 1."""
+    freq = np.maximum(targets.sum(0), 1.0)
+    w = np.where(cover, np.sqrt(freq.sum() / freq), 0.0)
+    return w / (targets @ w).mean()
+
+
+def build_rows(data: Path, tokenizer, rng: np.random.Generator) -> tuple[TrainRows, dict[str, int]]:
+    ids, targets, cover, weights, va, va_w, counts = [], [], [], [], [], [], {}
+    for corpus, split, n in TRAIN_SETS:
+        s = load_text_split(data, corpus, split)
+        keep = np.sort(rng.choice(len(s), n, replace=False)) if n and n < len(s) else np.arange(len(s))
+        t = s.targets[keep]
+        ids += tokenize_all(tokenizer, [s.texts[i] for i in keep])
+        targets.append(t)
+        known = s.coverage | (np.array(EMOTIONS) == "neutral") if corpus in EMOTION_BEARING else s.coverage
+        cover.append(np.tile(known, (len(keep), 1)))
+        weights.append(t @ class_weights(t, known))
+        v = AUX_VALENCE_SCALE * (t @ VA_MATRIX[:, 0])
+        va.append(np.stack([v, np.full(len(keep), np.nan)], 1))
+        va_w.append(np.tile([AUX_VALENCE_WEIGHT, 0.0], (len(keep), 1)))
+        counts[s.name] = len(keep)
+    bank = load_emobank(data, "train")
+    z = np.stack([bank.valence, bank.arousal], 1)
+    z = (z - z.mean(0)) / z.std(0)
+    ids += tokenize_all(tokenizer, bank.texts)
+    targets.append(np.zeros((len(z), len(EMOTIONS))))
+    cover.append(np.zeros((len(z), len(EMOTIONS)), dtype=bool))
+    weights.append(np.zeros(len(z)))
+    va.append(z)
+    va_w.append(np.ones((len(z), 2)))
+    counts["emobank_train"] = len(z)
+    return TrainRows(ids, np.concatenate(targets), np.concatenate(cover), np.concatenate(weights),
+                     np.concatenate(va), np.concatenate(va_w)), counts
+
+
+def length_batches(ids: list[list[int]], batch: int, rng: np.random.Generator, pool: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of rows of similar length (less padding), drawn from pools of ``pool`` batches."""
+    order = rng.permutation(len(ids))
+    out = []
+    for start in range(0, len(order), batch * pool):
+        chunk = order[start:start + batch * pool]
+        chunk = chunk[np.argsort([len(ids[i]) for i in chunk], kind="stable")]
+        out += [chunk[i:i + batch] for i in range(0, len(chunk), batch)]
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def pad(ids: list[list[int]], max_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = [r[:max_len] if max_len else r for r in ids]
+    if max_len:  # keep [SEP] at the end of a cut row
+        rows = [r if len(r) == len(o) else r[:-1] + o[-1:] for r, o in zip(rows, ids)]
+    width = max(len(r) for r in rows)
+    x = torch.zeros((len(rows), width), dtype=torch.long)
+    m = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        x[i, :len(r)] = torch.tensor(r)
+        m[i, :len(r)] = 1
+    return x, m
+
+
+def loss_fn(logits: torch.Tensor, va: torch.Tensor, rows: TrainRows, idx: np.ndarray) -> torch.Tensor:
+    targets = torch.as_tensor(rows.targets[idx], dtype=torch.float32)
+    cover = torch.as_tensor(rows.cover[idx])
+    w = torch.as_tensor(rows.row_weight[idx], dtype=torch.float32)
     logp = torch.log_softmax(logits.masked_fill(~cover, -1e4), dim=-1)
-    per_row = -(targets * logp * class_w).sum(-1)
-    return per_row.mean()
+    ce = -(targets * logp.masked_fill(~cover, 0)).sum(-1)
+    cls = (w * ce).sum() / w.sum().clamp(min=1e-6)
+    goal = torch.as_tensor(np.nan_to_num(rows.va[idx]), dtype=torch.float32)
+    vw = torch.as_tensor(rows.va_weight[idx], dtype=torch.float32)
+    reg = (vw * (va - goal) ** 2).sum() / vw.sum().clamp(min=1e-6)
+    return cls + reg
 
 
-def tokenize(tokenizer, texts: list[str], max_len: int) -> dict[str, torch.Tensor]:
-    return tokenizer([clean_text(t) for t in texts], padding=True, truncation=True, max_length=max_len,
-                     return_tensors="pt")
+def train(args: argparse.Namespace, tokenizer) -> TextEmotionNet:
+    rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
+    rows, counts = build_rows(args.data, tokenizer, rng)
+    print("training rows:", json.dumps(counts), flush=True)
+    net = TextEmotionNet(with_lora(base_encoder(), args.rank))
+    params = [{"params": [p for p in net.encoder.parameters() if p.requires_grad], "lr": args.lr},
+              {"params": net.head.parameters(), "lr": 2e-3}]
+    opt = torch.optim.AdamW(params, weight_decay=0.01)
+    epochs = [length_batches(rows.ids, args.batch, rng) for _ in range(math.ceil(args.epochs))]
+    plan = [b for e in epochs for b in e][:int(len(epochs[0]) * args.epochs)]
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, 2e-3], total_steps=len(plan),
+                                                pct_start=0.06, anneal_strategy="linear")
+    step, ckpt = 0, args.work / "last.pt"
+    if ckpt.exists():
+        saved = torch.load(ckpt, weights_only=False)
+        if saved.get("steps") == len(plan):
+            net.load_state_dict(saved["model"]); opt.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"]); step = saved["step"]
+            print(f"resuming at step {step}/{len(plan)}", flush=True)
+    bar = tqdm(total=len(plan), initial=step, desc="fine-tuning (LoRA)")
+    running, t0 = None, time.time()
+    net.train()
+    while step < len(plan):
+        idx = plan[step]
+        x, m = pad([rows.ids[i] for i in idx], args.max_len)
+        logits, va = net(x, m)
+        loss = loss_fn(logits, va, rows, idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step(); sched.step(); step += 1
+        running = float(loss) if running is None else 0.98 * running + 0.02 * float(loss)
+        bar.update(1); bar.set_postfix(loss=f"{running:.3f}")
+        if step % 200 == 0 or step == len(plan):
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "step": step, "steps": len(plan)}, tmp)
+            os.replace(tmp, ckpt)
+    bar.close()
+    print(f"trained {len(plan)} steps ({step} this run) in {time.time() - t0:.0f}s", flush=True)
+    return net.eval()
 
 
-def evaluate(probs: np.ndarray, split: TextSplit) -> dict[str, float]:
-    """dair: accuracy of the argmax over its covered classes; GoEmotions: multi-label macro-F1
-    (a class is predicted when its probability ≥ 0.3 or it is the top class), plus top-1 accuracy."""
-    cover = split.coverage
-    p = np.where(cover, probs, 0)
-    top = p.argmax(1)
+# ----------------------------------------------------------------------------------------- evaluation
+def score_split(probs: np.ndarray, split: TextSplit, min_support: int = 10) -> dict[str, object]:
+    """Accuracy and macro-F1 of the argmax over the classes the set can express, per-class recall, ECE;
+    GoEmotions (multi-label) also gets v1's multi-label macro-F1 (a class counts when p ≥ 0.3 or it is on top)."""
+    p = np.where(split.coverage, probs, 0)
+    p = p / p.sum(1, keepdims=True)
+    pred = p.argmax(1)
+    gold = split.targets.argmax(1)
+    present = [k for k in np.flatnonzero(split.coverage) if (gold == k).sum() > 0]
+    large = [k for k in present if (gold == k).sum() >= min_support]
     gold_sets = [{EMOTIONS.index(lab) for lab in labs} for labs in split.labels]
-    top1 = float(np.mean([t in g for t, g in zip(top, gold_sets)]))
-    if split.name.startswith("dair"):
-        gold = np.array([next(iter(g)) for g in gold_sets])
-        return {"accuracy": float(accuracy_score(gold, top)),
-                "macro_f1": float(f1_score(gold, top, labels=np.flatnonzero(cover), average="macro"))}
-    pred = (p >= 0.3)
-    pred[np.arange(len(p)), top] = True
-    gold = np.zeros_like(pred)
-    for i, g in enumerate(gold_sets):
-        gold[i, list(g)] = True
-    return {"macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)), "top1_in_gold": top1}
-
-
-class Model(torch.nn.Module):
-    def __init__(self, encoder, head: MLPHead) -> None:
-        super().__init__()
-        self.encoder, self.head = encoder, head
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        return self.head(F.normalize(mean_pool(hidden, batch["attention_mask"]), dim=-1))
-
-
-@torch.inference_mode()
-def predict_logits(model: Model, tokenizer, texts: list[str], batch: int = 128, desc: str = "predict") -> np.ndarray:
-    model.eval()
-    order = np.argsort([len(t) for t in texts])
-    out = np.zeros((len(texts), len(EMOTIONS)), dtype=np.float32)
-    for i in tqdm(range(0, len(texts), batch), desc=desc, leave=False):
-        idx = order[i:i + batch]
-        out[idx] = model(tokenize(tokenizer, [texts[j] for j in idx], MAX_TOKENS)).float().numpy()
+    out: dict[str, object] = {
+        "n": len(split), "accuracy": float(np.mean([t in g for t, g in zip(pred, gold_sets)])),
+        "macro_f1": float(f1_score(gold, pred, labels=present, average="macro", zero_division=0)),
+        "per_class_recall": {EMOTIONS[k]: float(recall_score(gold == k, pred == k, zero_division=0)) for k in present},
+        "ece": ece(p, gold)}
+    if len(large) < len(present):
+        out[f"macro_f1_classes_with_{min_support}_or_more"] = float(
+            f1_score(gold, pred, labels=large, average="macro", zero_division=0))
+    if split.name.startswith("goemotions"):
+        out["macro_f1_multilabel"] = multilabel_macro_f1(p, split.labels)
     return out
 
 
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 @torch.inference_mode()
-def embed_all(model: Model, tokenizer, texts: list[str], cache: Path) -> torch.Tensor:
-    if cache.exists():
-        return torch.load(cache)
-    order = np.argsort([len(t) for t in texts])
-    out = torch.zeros(len(texts), model.encoder.config.hidden_size)
-    for i in tqdm(range(0, len(texts), 256), desc=f"embedding {cache.stem}"):
-        idx = order[i:i + 256]
-        b = tokenize(tokenizer, [texts[j] for j in idx], MAX_TOKENS)
-        hidden = model.encoder(**b).last_hidden_state
-        out[torch.as_tensor(idx)] = F.normalize(mean_pool(hidden, b["attention_mask"]), dim=-1)
-    torch.save(out, cache)
+def torch_outputs(net: TextEmotionNet, ids: list[list[int]], batch: int = 128, desc: str = "") -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort([len(r) for r in ids])
+    logits, va = np.zeros((len(ids), len(EMOTIONS)), np.float32), np.zeros((len(ids), 2), np.float32)
+    for s in tqdm(range(0, len(ids), batch), desc=desc, leave=False):
+        idx = order[s:s + batch]
+        z, v = net(*pad([ids[i] for i in idx]))
+        logits[idx], va[idx] = z.numpy(), v.numpy()
+    return logits, va
+
+
+def onnx_outputs(path: Path, ids: list[list[int]], batch: int = 128, desc: str = "") -> tuple[np.ndarray, np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    order = np.argsort([len(r) for r in ids])
+    logits, va = np.zeros((len(ids), len(EMOTIONS)), np.float32), np.zeros((len(ids), 2), np.float32)
+    for s in tqdm(range(0, len(ids), batch), desc=desc, leave=False):
+        idx = order[s:s + batch]
+        x, m = pad([ids[i] for i in idx])
+        logits[idx], va[idx] = sess.run(None, {"input_ids": x.numpy(), "attention_mask": m.numpy()})
+    return logits, va
+
+
+def calibrate(outputs: dict[str, tuple[np.ndarray, np.ndarray]], dev: dict[str, TextSplit], bank) -> dict[str, object]:
+    """Temperature (on every dev split, over each set's classes), the V/A affine map onto the table's spread on
+    the labelled dev splits, and per dimension the share of the direct value that best follows EmoBank dev."""
+    temperature = fit_temperature(np.concatenate([np.where(dev[k].coverage, outputs[k][0], -1e4) for k in dev]),
+                                  np.concatenate([dev[k].targets for k in dev]))
+    raw = np.concatenate([outputs[k][1] for k in dev])
+    table = np.concatenate([dev[k].targets @ VA_MATRIX for k in dev])
+    scale, shift = fit_va_calibration(raw, table)
+    bank_logits, bank_raw = outputs["emobank_dev"]
+    direct = np.clip(bank_raw * scale + shift, -1, 1)
+    probs = softmax(bank_logits, temperature)
+    truth = np.stack([bank.valence, bank.arousal], 1)
+    weights = []
+    for d in range(2):
+        r = {w: pearson(blend_valence_arousal(direct, probs, np.array([w, w]))[:, d], truth[:, d]) for w in DIRECT_WEIGHTS}
+        weights.append(max(r, key=r.get))
+    return {"temperature": temperature, "va_scale": scale, "va_shift": shift, "va_direct_weight": weights}
+
+
+def report(outputs: dict[str, tuple[np.ndarray, np.ndarray]], dev: dict[str, TextSplit], bank,
+           cal: dict[str, object]) -> dict[str, object]:
+    out: dict[str, object] = {k: score_split(softmax(outputs[k][0], cal["temperature"]), dev[k]) for k in dev}
+    logits, raw = outputs["emobank_dev"]
+    direct = np.clip(raw * cal["va_scale"] + cal["va_shift"], -1, 1)
+    probs = softmax(logits, cal["temperature"])
+    table = probs @ VA_MATRIX
+    shipped = blend_valence_arousal(direct, probs, np.array(cal["va_direct_weight"]))
+    truth = np.stack([bank.valence, bank.arousal], 1)
+    out["emobank_dev"] = {"n": len(truth), **{
+        f"{dim}_r_{how}": pearson(vals[:, d], truth[:, d]) for d, dim in enumerate(("valence", "arousal"))
+        for how, vals in (("direct", direct), ("from_emotions", table), ("shipped", shipped))},
+        "spread_shipped": shipped.std(0).tolist(), "spread_table": table.std(0).tolist()}
     return out
 
 
-def main() -> None:
+# ----------------------------------------------------------------------------------------- export
+def export_onnx(net: TextEmotionNet, path: Path, metadata: dict[str, str]) -> None:
+    import onnx
+
+    x, m = pad([[101, 2023, 2003, 102], [101, 7592, 102]])
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("tokens", max=512)
+    program = torch.onnx.export(net.eval(), (x, m), dynamo=True, input_names=["input_ids", "attention_mask"],
+                                output_names=["logits", "valence_arousal"],
+                                dynamic_shapes={"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}})
+    model = program.model_proto
+    onnx.helper.set_model_props(model, metadata)
+    tmp = path.with_suffix(".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = dst.with_suffix(".tmp")
+    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"])
+    model = onnx.load(str(tmp))  # quantize_dynamic drops the model's properties: put them back
+    onnx.helper.set_model_props(model, {p.key: p.value for p in onnx.load(str(src)).metadata_props})
+    onnx.save(model, str(tmp))
+    os.replace(tmp, dst)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=["head", "lora"], default="lora")
-    ap.add_argument("--data", type=Path, default=HERE.parents[1].parent / "shared" / "data")
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "train_text")
+    ap.add_argument("--data", type=Path, default=default_data_dir())
+    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "train_text_v2")
     ap.add_argument("--out", type=Path, default=HERE)
-    ap.add_argument("--epochs", type=float, default=1.0, help="passes over the training data (lora)")
+    ap.add_argument("--epochs", type=float, default=1.5, help="passes over the mixed training rows")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--max-len", type=int, default=64, help="tokens per training sentence (lora)")
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--max-len", type=int, default=64, help="tokens per training sentence")
+    ap.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate (the head uses 2e-3)")
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
-    args = ap.parse_args()
+    ap.add_argument("--export-only", action="store_true", help="skip training: export the adapter in --out")
+    args = ap.parse_args(argv)
+    if args.data is None:
+        ap.error("no data folder: pass --data ../shared/data or set MOODTUNE_DATA")
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    work = args.work / args.mode
-    work.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
 
-    from transformers import AutoModel, AutoTokenizer
+    from .network import load_trained
 
-    base = minilm_dir()
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    encoder = AutoModel.from_pretrained(base)
-    train = [load_text_split(args.data, "goemotions", "train"), load_text_split(args.data, "dair", "train")]
-    dev = [load_text_split(args.data, "goemotions", "dev"), load_text_split(args.data, "dair", "val")]
-    texts = train[0].texts + train[1].texts
-    targets = torch.tensor(np.concatenate([s.targets for s in train]), dtype=torch.float32)
-    cover = torch.tensor(np.concatenate([np.tile(s.coverage, (len(s), 1)) for s in train]))
-    freq = targets.sum(0).clamp(min=1)
-    class_w = (freq.sum() / freq).sqrt()
-    class_w = class_w / (class_w * freq).sum() * freq.sum()
-    head = MLPHead(encoder.config.hidden_size, len(EMOTIONS), hidden=256, dropout=0.2)
-
-    if args.mode == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        encoder = get_peft_model(encoder, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.1,
-                                                     target_modules=["query", "key", "value", "dense"]))
-    model = Model(encoder, head)
-
-    if args.mode == "head":
-        for p in encoder.parameters():
-            p.requires_grad_(False)
-        x = embed_all(model, tokenizer, texts, work / "train_emb.pt")
-        opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-4)
-        best, best_state = -1.0, None
-        dev_x = [embed_all(model, tokenizer, s.texts, work / f"{s.name}_emb.pt") for s in dev]
-        for epoch in tqdm(range(30), desc="head epochs"):
-            head.train()
-            perm = torch.randperm(len(x))
-            for i in range(0, len(x), 256):
-                idx = perm[i:i + 256]
-                loss = masked_soft_ce(head(x[idx]), targets[idx], cover[idx], class_w)
-                opt.zero_grad(); loss.backward(); opt.step()
-            head.eval()
-            with torch.no_grad():
-                scores = [evaluate(softmax(head(dx).numpy()), s) for dx, s in zip(dev_x, dev)]
-            score = scores[0]["macro_f1"] + scores[1]["accuracy"]
-            if score > best:
-                best, best_state = score, {k: v.clone() for k, v in head.state_dict().items()}
-        head.load_state_dict(best_state)
-        with torch.no_grad():
-            dev_logits = [head(dx).numpy() for dx in dev_x]
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    if args.export_only:
+        net = load_trained(args.out / "adapter", args.out / "head.safetensors")
     else:
-        params = [{"params": [p for p in encoder.parameters() if p.requires_grad], "lr": args.lr},
-                  {"params": head.parameters(), "lr": 2e-3}]
-        opt = torch.optim.AdamW(params, weight_decay=0.01)
-        total_steps = int(math.ceil(len(texts) / args.batch) * args.epochs)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, 2e-3], total_steps=total_steps,
-                                                    pct_start=0.06, anneal_strategy="linear")
-        step, ckpt = 0, work / "last.pt"
-        order = np.concatenate([rng.permutation(len(texts)) for _ in range(int(math.ceil(args.epochs)))])
-        if ckpt.exists():
-            saved = torch.load(ckpt, weights_only=False)
-            model.load_state_dict(saved["model"]); opt.load_state_dict(saved["opt"])
-            sched.load_state_dict(saved["sched"]); step = saved["step"]
-            print(f"resuming at step {step}/{total_steps}")
-        bar = tqdm(total=total_steps, initial=step, desc="lora fine-tuning")
-        running = 0.0
-        t0 = time.time()
-        while step < total_steps:
-            model.train()
-            idx = order[step * args.batch:(step + 1) * args.batch]
-            batch = tokenize(tokenizer, [texts[j] for j in idx], args.max_len)
-            loss = masked_soft_ce(model(batch), targets[idx], cover[idx], class_w)
-            opt.zero_grad(set_to_none=True); loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step(); sched.step(); step += 1
-            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
-            bar.update(1); bar.set_postfix(loss=f"{running:.3f}")
-            if step % 200 == 0 or step == total_steps:
-                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "step": step}, ckpt)
-        bar.close()
-        print(f"trained {step} steps in {time.time() - t0:.0f}s", flush=True)
-        dev_logits = [predict_logits(model, tokenizer, s.texts, desc=f"dev {s.name}") for s in dev]
-
-    temperature = fit_temperature(np.concatenate([np.where(s.coverage, z, -1e4) for z, s in zip(dev_logits, dev)]),
-                                  np.concatenate([s.targets for s in dev]))
-    metrics = {s.name: evaluate(softmax(z, temperature), s) for z, s in zip(dev_logits, dev)}
-    metrics["temperature"] = temperature
-    metrics["mode"] = args.mode
-    version = "v1" if args.mode == "lora" else "v0"
-    meta = {"in_dim": encoder.config.hidden_size, "n_out": len(EMOTIONS), "hidden": 256, "temperature": temperature,
-            "labels": ",".join(EMOTIONS), "normalize": 1, "max_tokens": MAX_TOKENS, "version": version,
-            "adapter": int(args.mode == "lora"), "seed": args.seed}
-    if args.mode == "lora":
-        encoder.peft_config["default"].base_model_name_or_path = "sentence-transformers/all-MiniLM-L6-v2"
-        encoder.save_pretrained(str(args.out / "adapter"))
+        net = train(args, tokenizer)
+        net.encoder.peft_config["default"].base_model_name_or_path = "sentence-transformers/all-MiniLM-L6-v2"
+        net.encoder.save_pretrained(str(args.out / "adapter"))
         (args.out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty template card
-    save_head(head, args.out / "head.safetensors", meta)
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    print(json.dumps(metrics, indent=1))
+        save_file({k: v.contiguous() for k, v in net.head.state_dict().items()}, str(args.out / "head.safetensors"))
+        net.encoder = net.encoder.merge_and_unload()
+
+    dev = {f"{c}_{s}": load_text_split(args.data, c, s) for c, s in DEV_SETS}
+    bank = load_emobank(args.data, "dev")
+    ids = {k: tokenize_all(tokenizer, s.texts) for k, s in dev.items()}
+    ids["emobank_dev"] = tokenize_all(tokenizer, bank.texts)
+    torch_out = {k: torch_outputs(net, v, desc=f"torch {k}") for k, v in ids.items()}
+    cal = calibrate(torch_out, dev, bank)
+    metadata = {"labels": ",".join(EMOTIONS), "temperature": f"{cal['temperature']:.5f}",
+                "va_scale": ",".join(f"{v:.5f}" for v in cal["va_scale"]),
+                "va_shift": ",".join(f"{v:.5f}" for v in cal["va_shift"]),
+                "va_direct_weight": ",".join(f"{w:g}" for w in cal["va_direct_weight"]),
+                "max_tokens": str(MAX_TOKENS), "version": "v2", "seed": str(args.seed),
+                "data": "EmpatheticDialogues situations (CC BY-NC 4.0), enISEAR (ODC-By 1.0), DailyDialog/RECCON "
+                        "(CC BY-NC-SA 4.0), GoEmotions-Ekman (Apache-2.0), dair-ai emotion (research use), "
+                        "EmoBank (CC BY-SA 4.0)"}
+    fp32 = args.work / "text_model_fp32.onnx"
+    export_onnx(net, fp32, metadata)
+    int8 = args.work / "text_model_int8.onnx"
+    quantize_int8(fp32, int8)
+    metrics = {"version": "v2", "torch": report(torch_out, dev, bank, cal)}
+    for name, path in (("onnx_fp32", fp32), ("onnx_int8", int8)):
+        metrics[name] = report({k: onnx_outputs(path, v, desc=f"{name} {k}") for k, v in ids.items()}, dev, bank, cal)
+    loss = {k: metrics["onnx_fp32"][k]["accuracy"] - metrics["onnx_int8"][k]["accuracy"] for k in dev}
+    chosen = "int8" if max(loss.values()) <= 0.005 else "fp16"
+    if chosen == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+        import onnx
+
+        half = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+        onnx.save(half, str(args.work / "text_model_fp16.onnx"))
+        chosen_path = args.work / "text_model_fp16.onnx"
+    else:
+        chosen_path = int8
+    os.replace(chosen_path, args.out / "text_model.onnx")
+    metrics.update({"shipped": f"onnx_{chosen}", "int8_accuracy_cost": loss,
+                    "calibration": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in cal.items()},
+                    "train_sets": TRAIN_SETS, "epochs": args.epochs, "rank": args.rank, "seed": args.seed})
+    write_atomic(args.out / "metrics.json", json.dumps(metrics, indent=1, default=float))
+    print(json.dumps({k: metrics[k] for k in ("shipped", "int8_accuracy_cost")}, indent=1))
+    print(json.dumps(metrics[f"onnx_{chosen}" if chosen == "int8" else "onnx_fp32"], indent=1, default=float))
 
 
 if __name__ == "__main__":

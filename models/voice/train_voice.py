@@ -39,10 +39,10 @@ from tqdm import tqdm
 
 from models.voice.augment import VERSION as AUGMENT_VERSION
 from models.voice.augment import corrupt, noise, rms
-from multimodal.datasets import load_emodb, load_ravdess
-from multimodal.heads import fit_temperature, softmax
-from multimodal.labels import EMOTIONS, VA_MATRIX, VALENCE_AROUSAL
-from multimodal.voice import VoiceClip, WhisperEmotionBackend, blend_valence_arousal, prepare_voice, prosody_features
+from multimodal.datasets import default_data_dir, load_emodb, load_ravdess
+from multimodal.heads import fit_temperature, fit_va_calibration, softmax
+from multimodal.labels import EMOTIONS, VA_MATRIX, VALENCE_AROUSAL, blend_valence_arousal
+from multimodal.voice import VoiceClip, WhisperEmotionBackend, prepare_voice, prosody_features
 
 HERE = Path(__file__).resolve().parent
 SR = 16_000
@@ -330,12 +330,6 @@ def cross_validate(takes: Takes, passes: dict[str, dict[str, np.ndarray]], fold:
     return {"scores": result, "logits": logits, "va": va}
 
 
-def va_calibration(raw: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Affine map per dimension that gives the out-of-fold predictions the targets' mean and spread."""
-    scale = target.std(0) / np.maximum(raw.std(0), 1e-6)
-    return scale, target.mean(0) - scale * raw.mean(0)
-
-
 def save_voice_head(fitted: FittedHead, path: Path, metadata: dict[str, object]) -> None:
     from safetensors.numpy import save_file
 
@@ -362,7 +356,7 @@ def refit_and_save(takes: Takes, passes: dict, candidate: str, cv: dict, out: Pa
                       **options)
     ok = passes["clean"]["ok"]
     temperature = fit_temperature(cv["logits"]["clean"][ok], takes.targets[ok])
-    va_scale, va_shift = va_calibration(cv["va"][ok], takes.va[ok])
+    va_scale, va_shift = fit_va_calibration(cv["va"][ok], takes.va[ok])
     direct = np.clip(cv["va"][ok] * va_scale + va_shift, -1, 1)
     probs = softmax(cv["logits"]["clean"][ok], temperature)
     table = probs @ VA_MATRIX
@@ -385,9 +379,9 @@ def refit_and_save(takes: Takes, passes: dict, candidate: str, cv: dict, out: Pa
             "va_std_shipped": blend.std(0).tolist(), "va_std_targets": takes.va[ok].std(0).tolist()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=HERE.parents[1].parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=default_data_dir(), help="default: $MOODTUNE_DATA or ../shared/data")
     ap.add_argument("--out", type=Path, default=HERE)
     ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "voice",
                     help="feature cache (one file per pass; an interrupted run resumes)")
@@ -397,7 +391,7 @@ def main() -> None:
                     help="networks in the shipped head's ensemble (merged into one; 5 measured +0.001 RAVDESS, "
                          "+0.007 EmoDB for 5x the training time)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     CANDIDATES[SHIPPED][3]["members"] = args.members
     takes = load_takes(args.data)

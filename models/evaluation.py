@@ -6,7 +6,8 @@ the voice recipe's folds, also under noise and at a low level; text: dair-ai
 val and GoEmotions-Ekman dev). Fusion: same-label triplets (a FER2013 val face, a RAVDESS or EmoDB take scored by
 the fold that did not see its speaker, a text sentence from the held-out splits) fused with fixed priors,
 learned priors and product of experts; again with one signal missing and with one signal corrupted.
-Results go to ``models/*/metrics.json`` (key ``evaluation``), ``models/fusion_metrics.json`` and the model cards.
+Results go to ``<out>/<signal>/metrics.json`` (key ``evaluation``), ``<out>/fusion_metrics.json`` and the model
+cards under ``<out>`` (``moodtune evaluate --out models`` in a checkout updates the shipped ones).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from tqdm import tqdm
 
+from multimodal.files import write_atomic
 from multimodal.heads import fit_temperature, softmax
-from multimodal.labels import EMOTIONS, VA_MATRIX
+from multimodal.labels import EMOTIONS, VA_MATRIX, valence_arousal
 from multimodal.reading import ModalityReading, Status
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -88,7 +90,8 @@ def evaluate_voice(data: Path) -> tuple[dict, VoiceOutOfFold]:
     Features come from the recipe's cache (``~/.cache/moodtune/voice``) or are extracted (about 20 minutes).
     """
     from models.voice import train_voice as recipe
-    from multimodal.voice import WHISPER_HEAD, VoiceHead, blend_valence_arousal
+    from multimodal.labels import blend_valence_arousal
+    from multimodal.voice import WHISPER_HEAD, VoiceHead
 
     head = VoiceHead(WHISPER_HEAD)
     seed, copies = int(head.meta.get("seed", 0)), int(head.meta.get("copies", 3))
@@ -115,43 +118,92 @@ def evaluate_voice(data: Path) -> tuple[dict, VoiceOutOfFold]:
     return report, VoiceOutOfFold(probs, np.where(head.direct_weight > 0, va, np.nan), takes.gold, ok)
 
 
-def evaluate_text(data: Path) -> tuple[dict, dict[str, np.ndarray], dict]:
-    from multimodal.datasets import load_text_split
+@dataclass
+class TextHeldOut:
+    """The text encoder's readings of the held-out splits: probabilities and direct (valence, arousal) per row."""
+
+    probs: dict[str, np.ndarray]
+    va: dict[str, np.ndarray]       # (n, 2), NaN where the model reports no direct value
+    splits: dict[str, Any]
+
+
+def multilabel_macro_f1(probs: np.ndarray, labels: list[list[str]], threshold: float = 0.3) -> float:
+    """Macro-F1 of multi-label predictions: a class counts when its probability ≥ ``threshold`` or it is on top."""
+    pred = probs >= threshold
+    pred[np.arange(len(probs)), probs.argmax(1)] = True
+    gold = np.zeros_like(pred)
+    for i, labs in enumerate(labels):
+        gold[i, [EMOTIONS.index(lab) for lab in labs]] = True
+    return float(f1_score(gold, pred, average="macro", zero_division=0))
+
+
+def _read_texts(encoder, texts: list[str], desc: str) -> list[ModalityReading]:
+    return [r for i in tqdm(range(0, len(texts), 512), desc=desc) for r in encoder.predict_batch(texts[i:i + 512])]
+
+
+def evaluate_text(data: Path) -> tuple[dict, TextHeldOut]:
+    """Held-out splits (situations, dialogue, tweets, Reddit) through the encoder's own path (chunks, clauses),
+    EmoBank dev's valence/arousal, and the hand-written probe sentences."""
+    import csv
+
+    from multimodal.datasets import load_emobank, load_text_split
     from multimodal.text import TextEncoder
 
     encoder = TextEncoder()
     backend = encoder.backend
-    out, probs, splits = {}, {}, {}
-    for corpus, split in (("dair", "val"), ("goemotions", "dev")):
+    out: dict[str, Any] = {}
+    held = TextHeldOut({}, {}, {})
+    for corpus, split in (("ed", "val"), ("dailydialog", "val"), ("dair", "val"), ("goemotions", "dev")):
         s = load_text_split(data, corpus, split)
-        # the encoder's own path (chunks, clauses), as used: calibrated; and at T=1 for the "before" ECE
         t_saved = backend.temperature
         cover = s.coverage
-        per_t = {}
-        for t in (1.0, t_saved):
+        per_t, va = {}, None
+        for t in (1.0, t_saved):  # calibrated as used; and at T=1 for the "before" ECE
             backend.temperature = t
             try:
-                p = np.stack([r.vector for i in tqdm(range(0, len(s.texts), 512), desc=f"text {corpus} (T={t:.2f})")
-                              for r in encoder.predict_batch(s.texts[i:i + 512])])
+                readings = _read_texts(encoder, s.texts, f"text {s.name} (T={t:.2f})")
             finally:
                 backend.temperature = t_saved
-            per_t[t] = np.where(cover, np.log(np.clip(p, 1e-12, None)), -1e4)
+            per_t[t] = np.where(cover, np.log(np.clip(np.stack([r.vector for r in readings]), 1e-12, None)), -1e4)
+            va = np.array([[np.nan if x is None else x for x in (r.valence, r.arousal)] for r in readings])
         logits = per_t[t_saved]  # log-probabilities as used; argmax and thresholds apply to these
         gold_top = np.array([EMOTIONS.index(labs[0]) for labs in s.labels])
         rep = classification_report(logits, gold_top, list(EMOTIONS), temperature=1.0)
         rep["temperature"] = float(t_saved)
         rep["ece_before_temperature"] = ece(softmax(per_t[1.0]), gold_top)
-        rep["per_class_recall"] = {e: v for e, v in rep["per_class_recall"].items() if cover[EMOTIONS.index(e)]}
-        if corpus == "goemotions":  # multi-label: a class is predicted when p ≥ 0.3 or it is the top class
-            from models.text.train_text import evaluate as multilabel
-
-            rep["multilabel"] = multilabel(softmax(logits), s)
-            rep["macro_f1_multilabel"] = rep["multilabel"]["macro_f1"]
+        present = [e for e in EMOTIONS if cover[EMOTIONS.index(e)] and (gold_top == EMOTIONS.index(e)).any()]
+        rep["per_class_recall"] = {e: v for e, v in rep["per_class_recall"].items() if e in present}
+        idx = [EMOTIONS.index(e) for e in present]
+        rep["macro_f1"] = float(f1_score(gold_top, logits.argmax(1), labels=idx, average="macro", zero_division=0))
+        rep["balanced_accuracy"] = float(np.mean(list(rep["per_class_recall"].values())))  # over present classes
+        large = [k for k in idx if (gold_top == k).sum() >= 10]
+        if len(large) < len(idx):  # DailyDialog val has 4 fear and 2 disgust rows
+            rep["macro_f1_classes_with_10_or_more"] = float(
+                f1_score(gold_top, logits.argmax(1), labels=large, average="macro", zero_division=0))
+        if corpus == "goemotions":
+            rep["macro_f1_multilabel"] = multilabel_macro_f1(softmax(logits), s.labels)
         rep["data"] = f"{s.name} ({len(s)} rows); argmax over the classes the corpus can express"
         out[s.name] = rep
-        probs[s.name] = softmax(logits)
-        splits[s.name] = s
-    return out, probs, splits
+        held.probs[s.name], held.va[s.name], held.splits[s.name] = softmax(logits), va, s
+    bank = load_emobank(data, "dev")
+    readings = _read_texts(encoder, bank.texts, "text emobank_dev")
+    truth = np.stack([bank.valence, bank.arousal], 1)
+    direct = np.array([r.valence_arousal() for r in readings])
+    table = np.array([valence_arousal(r.vector) for r in readings])
+    out["emobank_dev"] = {"n": len(truth), **{
+        f"{dim}_r_{how}": float(np.corrcoef(vals[:, d], truth[:, d])[0, 1])
+        for d, dim in enumerate(("valence", "arousal")) for how, vals in (("shipped", direct), ("from_emotions", table))},
+        "data": "EmoBank dev split: Pearson r against the mean of reader and writer ratings"}
+    with open(MODELS / "text" / "probe_sentences.tsv", encoding="utf-8", newline="") as f:
+        probes = list(csv.DictReader(f, delimiter="\t"))
+    readings = encoder.predict_batch([p["text"] for p in probes])
+    hits = [r.top_emotion == p["emotion"] for p, r in zip(probes, readings)]
+    kinds = sorted({p["kind"] for p in probes})
+    out["probe_sentences"] = {"n": len(hits), "accuracy": float(np.mean(hits)), "by_kind": {
+        k: float(np.mean([h for h, p in zip(hits, probes) if p["kind"] == k])) for k in kinds},
+        "misses": [f"{p['text']} → {r.top_emotion} (expected {p['emotion']})"
+                   for h, p, r in zip(hits, probes, readings) if not h]}
+    return out, held
 
 
 # -- fusion --------------------------------------------------------------------------------------
@@ -164,12 +216,12 @@ class Triplets:
 FUSION_EMOTIONS = EMOTIONS  # every signal can express all seven now (the voice learned surprise from RAVDESS)
 
 
-def build_triplets(face_probs, face_gold, voice: VoiceOutOfFold, text_probs, text_splits, n: int = 1400,
+def build_triplets(face_probs, face_gold, voice: VoiceOutOfFold, text: TextHeldOut, n: int = 1400,
                    seed: int = 0) -> Triplets:
     rng = np.random.default_rng(seed)
     voice_gold = np.where(voice.ok, voice.gold, -1)
     text_pool: dict[int, list[tuple[str, int]]] = {}
-    for name, split in text_splits.items():
+    for name, split in text.splits.items():
         for i, labs in enumerate(split.labels):
             if len(labs) == 1:
                 text_pool.setdefault(EMOTIONS.index(labs[0]), []).append((name, i))
@@ -184,7 +236,8 @@ def build_triplets(face_probs, face_gold, voice: VoiceOutOfFold, text_probs, tex
             "face": ModalityReading.from_probs("face", face_probs[f]),
             "voice": ModalityReading.from_probs("voice", voice.probs[v], **{
                 d: float(x) for d, x in zip(("valence", "arousal"), voice.va[v]) if np.isfinite(x)}),
-            "text": ModalityReading.from_probs("text", text_probs[name][t], coverage=text_splits[name].coverage),
+            "text": ModalityReading.from_probs("text", text.probs[name][t], coverage=text.splits[name].coverage, **{
+                d: float(x) for d, x in zip(("valence", "arousal"), text.va[name][t]) if np.isfinite(x)}),
         })
     return Triplets(np.array(labels), readings)
 
@@ -198,7 +251,7 @@ def corrupted(readings: dict[str, ModalityReading], which: str, off_topic: Modal
 
 
 def fusion_study(tr: Triplets, off_topic: ModalityReading) -> dict[str, Any]:
-    from .late import LateFusion
+    from fusion.late import LateFusion
 
     half = len(tr.labels) // 2
     fit_x, fit_y = tr.readings[:half], [EMOTIONS[i] for i in tr.labels[:half]]
@@ -236,7 +289,7 @@ def fit_va_factors(fit_x, fit_y, test_x, test_y) -> dict[str, Any]:
     Fitted on half the triplets by a grid per dimension; the other half reports mean squared error and
     Pearson r of the fused values against the table values of the true emotions, with factors 1 and fitted.
     """
-    from .late import fuse
+    from fusion.late import fuse
 
     def fused_va(xs, factors) -> np.ndarray:
         return np.array([[m.valence, m.arousal] for m in (fuse(r, va_factors={"voice": factors}) for r in xs)])
@@ -254,11 +307,14 @@ def fit_va_factors(fit_x, fit_y, test_x, test_y) -> dict[str, Any]:
     return out
 
 
-def _update_metrics(folder: Path, evaluation: dict) -> None:
-    path = folder / "metrics.json"
-    current = json.loads(path.read_text()) if path.exists() else {}
+def _update_metrics(signal: str, out: Path, evaluation: dict) -> None:
+    """``out/<signal>/metrics.json``: the shipped metrics (training numbers) with ``evaluation`` replaced."""
+    path = out / signal / "metrics.json"
+    source = path if path.exists() else MODELS / signal / "metrics.json"
+    current = json.loads(source.read_text()) if source.exists() else {}
     current["evaluation"] = evaluation
-    path.write_text(json.dumps(current, indent=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(current, indent=1))
 
 
 def metrics_markdown(rep: dict[str, Any]) -> str:
@@ -286,36 +342,59 @@ def voice_blocks(rep: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return blocks
 
 
-def write_card_metrics(card: Path, blocks: dict[str, dict[str, Any]]) -> None:
-    """Replace the block between the metrics markers of a model card with freshly measured numbers."""
-    if not card.exists():
+def text_extra_markdown(rep: dict[str, Any]) -> str:
+    """EmoBank valence/arousal correlations and the probe sentences, below the text model's split blocks."""
+    bank, probe = rep["emobank_dev"], rep["probe_sentences"]
+    lines = ["**EmoBank dev (valence/arousal)**", "", "| | valence r | arousal r |", "|---|---|---|",
+             f"| shipped (direct, calibrated) | {bank['valence_r_shipped']:.3f} | {bank['arousal_r_shipped']:.3f} |",
+             f"| from the emotion table | {bank['valence_r_from_emotions']:.3f} | {bank['arousal_r_from_emotions']:.3f} |",
+             "", f"**Probe sentences** (`models/text/probe_sentences.tsv`, {probe['n']} hand-written everyday "
+             f"sentences): top-1 accuracy {probe['accuracy']:.3f}; by kind: "
+             + ", ".join(f"{k} {v:.2f}" for k, v in probe["by_kind"].items()) + "."]
+    if probe["misses"]:
+        lines += ["", "Missed: " + "; ".join(probe["misses"]) + "."]
+    return "\n".join(lines)
+
+
+def write_card_metrics(card: Path, blocks: dict[str, dict[str, Any]], extra: str = "", source: Path | None = None) -> None:
+    """Write ``card``: ``source`` (default: ``card`` itself) with the block between its metrics markers replaced by
+    freshly measured numbers."""
+    source = source if source is not None and not card.exists() else card
+    if not source.exists():
         return
-    text = card.read_text()
+    text = source.read_text()
     start, end = "<!-- metrics:start -->", "<!-- metrics:end -->"
     if start not in text or end not in text:
         return
     body = "\n\n".join((f"**{name}**\n\n" if len(blocks) > 1 else "") + metrics_markdown(rep) for name, rep in blocks.items())
+    body += f"\n\n{extra}" if extra else ""
     before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1]
-    card.write_text(f"{before}{start}\n_Measured by `moodtune evaluate --data ../shared/data`._\n\n{body}\n{end}{after}")
+    card.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(card, f"{before}{start}\n_Measured by `moodtune evaluate --data ../shared/data --out models`._\n\n{body}\n{end}{after}")
 
 
-def run(data: Path, write: bool = True) -> dict[str, Any]:
+def run(data: Path, out: Path | None = None) -> dict[str, Any]:
+    """Every measurement; with ``out``, written there as ``<signal>/metrics.json``, ``<signal>/MODEL_CARD.md``
+    (the shipped card with fresh numbers) and ``fusion_metrics.json``. ``out=models/`` in a checkout updates the
+    repository's own files."""
     from multimodal import TextEncoder
 
     face_rep, face_probs, face_gold = evaluate_face(data)
     voice_rep, voice_oof = evaluate_voice(data)
-    text_rep, text_probs, splits = evaluate_text(data)
+    text_rep, text_held = evaluate_text(data)
     off_topic = TextEncoder().predict("The quarterly report is due on the third floor printer by 4 pm.")
-    triplets = build_triplets(face_probs, face_gold, voice_oof, text_probs, splits)
+    triplets = build_triplets(face_probs, face_gold, voice_oof, text_held)
     fusion = fusion_study(triplets, off_topic)
     report = {"face": face_rep, "voice": voice_rep, "text": text_rep, "fusion": fusion}
-    if write:
-        _update_metrics(MODELS / "face", face_rep)
-        _update_metrics(MODELS / "voice", voice_rep)
-        _update_metrics(MODELS / "text", text_rep)
-        (MODELS / "fusion_metrics.json").write_text(json.dumps(fusion, indent=1))
-        write_card_metrics(MODELS / "face" / "MODEL_CARD.md", {"face": face_rep})
-        write_card_metrics(MODELS / "voice" / "MODEL_CARD.md", voice_blocks(voice_rep))
-        write_card_metrics(MODELS / "text" / "MODEL_CARD.md", text_rep)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for signal, rep in (("face", face_rep), ("voice", voice_rep), ("text", text_rep)):
+            _update_metrics(signal, out, rep)
+        write_atomic(out / "fusion_metrics.json", json.dumps(fusion, indent=1))
+        card = lambda signal: (out / signal / "MODEL_CARD.md", MODELS / signal / "MODEL_CARD.md")  # noqa: E731
+        write_card_metrics(card("face")[0], {"face": face_rep}, source=card("face")[1])
+        write_card_metrics(card("voice")[0], voice_blocks(voice_rep), source=card("voice")[1])
+        write_card_metrics(card("text")[0], {k: v for k, v in text_rep.items() if "confusion_matrix" in v},
+                           text_extra_markdown(text_rep), source=card("text")[1])
     return report

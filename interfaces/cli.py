@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from contextlib import nullcontext
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -21,7 +20,12 @@ app.add_typer(library_app, name="library")
 console = Console()
 err = Console(stderr=True)
 
-from recommend.catalog import USER_CATALOG_DIR, load_catalog as _load_catalog  # noqa: E402
+
+
+def _load_catalog(name: str | None):
+    from recommend.catalog import load_catalog
+
+    return load_catalog(name)
 
 
 def mood_table(mood) -> Table:
@@ -70,17 +74,22 @@ def analyze(
     """Fuse the given signals into one mood and recommend music for it."""
     from recommend import STRATEGIES
 
-    from .engine import MoodEngine
+    from fusion.engine import MoodEngine
+    from fusion.late import METHODS
 
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"choose one of {', '.join(STRATEGIES)}", param_hint="--strategy")
+    if fusion_method not in METHODS:
+        raise typer.BadParameter(f"choose one of {', '.join(METHODS)}", param_hint="--fusion")
     if spotify not in ("off", "enrich", "search"):
         raise typer.BadParameter("choose one of off, enrich, search", param_hint="--spotify")
     if text is None and image is None and audio is None:
         raise typer.BadParameter("give at least one of --text, --image, --audio")
+    from multimodal.errors import MoodtuneError
+
     try:
         cat = _load_catalog(catalog)
-    except Exception as exc:  # noqa: BLE001 - shown to the user as one message
+    except MoodtuneError as exc:
         err.print(f"[red]catalog:[/red] {exc}")
         raise typer.Exit(2) from exc
     engine = MoodEngine(catalog=cat, fusion=fusion_method)
@@ -109,19 +118,20 @@ def analyze(
 
 @catalog_app.command("import")
 def catalog_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A CSV with audio features."),
-                   name: Optional[str] = typer.Option(None, help="Name to use with --catalog (default: file stem).")) -> None:
+                   name: Optional[str] = typer.Option(None, help="Name to use with --catalog (default: file stem)."),
+                   force: bool = typer.Option(False, "--force", help="Replace an imported catalog of the same name.")) -> None:
     """Check a CSV (TidyTuesday, Kaggle Tracks, Kaggle 1921-2020 schemas) and keep a clean copy for --catalog."""
     from recommend import Catalog, CatalogError
+    from recommend.catalog import check_catalog_name, save_user_catalog
 
     try:
+        name = check_catalog_name(name or file.stem)  # before the file is read
         cat = Catalog.from_csv(file)
+        save_user_catalog(cat, name, force=force)
     except CatalogError as exc:
         err.print(f"[red]cannot import:[/red] {exc}")
         raise typer.Exit(2) from exc
-    USER_CATALOG_DIR.mkdir(parents=True, exist_ok=True)
-    target = USER_CATALOG_DIR / f"{name or file.stem}.csv"
-    cat.frame.to_csv(target, index=False)
-    console.print(f"imported {cat.report} → use it with --catalog {name or file.stem}")
+    console.print(f"imported {cat.report} → use it with --catalog {name}")
 
 
 @catalog_app.command("info")
@@ -135,13 +145,22 @@ def catalog_info(catalog: Optional[str] = typer.Argument(None, help="CSV path or
 
 @library_app.command("scan")
 def library_scan(folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A folder of music files."),
-                 name: str = typer.Option("library", help="Name to use with --catalog.")) -> None:
+                 name: str = typer.Option("library", help="Name to use with --catalog."),
+                 force: bool = typer.Option(False, "--force", help="Replace a catalog of the same name.")) -> None:
     """Estimate energy/valence/tempo/mode of your own files (librosa) and keep them as a catalog."""
+    from recommend import CatalogError
+    from recommend.catalog import USER_CATALOG_DIR, check_catalog_name, save_user_catalog
     from recommend.library import scan
 
-    cat, failed = scan(folder)
-    USER_CATALOG_DIR.mkdir(parents=True, exist_ok=True)
-    cat.frame.to_csv(USER_CATALOG_DIR / f"{name}.csv", index=False)
+    try:
+        check_catalog_name(name)
+        if (USER_CATALOG_DIR / f"{name}.csv").exists() and not force:
+            raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force")
+        cat, failed = scan(folder)
+        save_user_catalog(cat, name, force=force)
+    except CatalogError as exc:
+        err.print(f"[red]cannot scan:[/red] {exc}")
+        raise typer.Exit(2) from exc
     console.print(f"{len(cat):,} tracks scanned (features are estimates) → use them with --catalog {name}")
     for f in failed:
         err.print(f"[yellow]skipped[/yellow] {f}")
@@ -183,22 +202,31 @@ def live(camera: Optional[int] = typer.Option(None, "--camera", help="Webcam ind
 
 
 @app.command()
-def evaluate(data: Path = typer.Option(Path("../shared/data"), "--data", help="The data folder (see its README)."),
-             write: bool = typer.Option(True, help="Write models/*/metrics.json and models/fusion_metrics.json.")) -> None:
+def evaluate(data: Optional[Path] = typer.Option(None, "--data", help="The data folder (see its README; default: "
+                                                 "$MOODTUNE_DATA or ../shared/data beside the checkout)."),
+             out: Path = typer.Option(Path("moodtune-evaluation"), "--out",
+                                      help="Folder for <signal>/metrics.json, the model cards and fusion_metrics.json "
+                                           "(from a checkout, --out models updates the repository's own)."),
+             write: bool = typer.Option(True, help="Write the results to --out.")) -> None:
     """Accuracy, macro-F1, recall, confusion, calibration per signal, and the fusion study on triplets."""
-    from .evaluation import run
+    from models.evaluation import run
+    from multimodal.datasets import default_data_dir
 
-    if not (data / "face").exists():
-        err.print(f"[red]no data at {data}[/red] (expected the folder described in ../shared/data/README.md)")
+    data = data or default_data_dir()
+    if data is None or not (data / "face").exists():
+        err.print(f"[red]no data at {data}[/red] (expected the folder described in ../shared/data/README.md; "
+                  "pass --data or set MOODTUNE_DATA)")
         raise typer.Exit(2)
-    report = run(data, write=write)
+    report = run(data, out=out if write else None)
+    if write:
+        console.print(f"results written to {out.resolve()}")
     table = Table(title="Per signal (validation splits)", title_justify="left")
     for col in ("signal / split", "n", "accuracy", "macro-F1", "bal. acc.", "ECE T=1", "ECE calibrated"):
         table.add_column(col)
     rows = [("face: FER2013 val", report["face"]),
             *((f"voice: {c} speakers left out", {**report["voice"]["clean"][c], **report["voice"]["calibration"][c]})
               for c in ("ravdess", "emodb"))] + [
-        (f"text: {name}", r) for name, r in report["text"].items()]
+        (f"text: {name}", r) for name, r in report["text"].items() if "confusion_matrix" in r]
     for name, r in rows:
         table.add_row(name, str(r["n"]), f"{r['accuracy']:.3f}", f"{r.get('macro_f1_multilabel', r['macro_f1']):.3f}",
                       f"{r['balanced_accuracy']:.3f}", f"{r['ece_before_temperature']:.3f}",
@@ -219,8 +247,9 @@ def evaluate(data: Path = typer.Option(Path("../shared/data"), "--data", help="T
 
 
 @app.command()
-def demo(host: str = typer.Option("127.0.0.1", help="Address to bind (default: this computer only)."),
-         port: int = typer.Option(7860), open_browser: bool = typer.Option(False, "--open")) -> None:
+def demo(host: str = typer.Option("127.0.0.1", envvar="GRADIO_SERVER_NAME",
+                                  help="Address to bind (default: this computer only)."),
+         port: int = typer.Option(7860, envvar="GRADIO_SERVER_PORT"), open_browser: bool = typer.Option(False, "--open")) -> None:
     """Start the web demo (Gradio) on this computer."""
     import app_gradio
 
@@ -236,9 +265,7 @@ def train(signal: str = typer.Argument(..., help="face, text or voice"),
         raise typer.BadParameter(f"choose one of {', '.join(recipes)}")
     import importlib
 
-    module = importlib.import_module(recipes[signal])
-    sys.argv = [recipes[signal], *(args or [])]
-    module.main()
+    importlib.import_module(recipes[signal]).main(list(args or []))
 
 
 def main() -> None:  # console entry point

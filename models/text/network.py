@@ -1,0 +1,71 @@
+"""The text model's forward pass, the one place it is written: the recipe trains this module and exports it to
+ONNX; the encoder runs that export (``models/text/text_model.onnx``) with onnxruntime, without torch.
+
+token ids → all-MiniLM-L6-v2 (our LoRA adapter merged in) → mean over the real tokens → L2 norm → a shared MLP
+that gives 7 emotion logits (EMOTIONS order) and 2 raw valence/arousal values (EmoBank z-scores; the encoder
+maps them onto the emotion table's range with the calibration stored beside the export).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from multimodal.labels import EMOTIONS
+
+HERE = Path(__file__).resolve().parent
+ADAPTER_DIR = HERE / "adapter"
+HEAD_PATH = HERE / "head.safetensors"
+N_OUT = len(EMOTIONS) + 2  # emotion logits, then valence and arousal
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class TextEmotionNet(nn.Module):
+    """Encoder + pooling + head; ``forward(input_ids, attention_mask)`` → (logits (N, 7), valence/arousal (N, 2))."""
+
+    def __init__(self, encoder: nn.Module, hidden: int = 256, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        width = encoder.config.hidden_size
+        self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(hidden, N_OUT))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        out = self.head(F.normalize(mean_pool(hidden, attention_mask), dim=-1))
+        return out[:, :len(EMOTIONS)], out[:, len(EMOTIONS):]
+
+
+def base_encoder() -> nn.Module:
+    """all-MiniLM-L6-v2 from the pip package (hash-checked)."""
+    from transformers import AutoModel
+
+    from multimodal.backbones import minilm_dir
+
+    return AutoModel.from_pretrained(minilm_dir())
+
+
+def with_lora(encoder: nn.Module, rank: int = 16) -> nn.Module:
+    """The encoder wrapped with a fresh LoRA adapter on every attention and feed-forward projection."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(encoder, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.1,
+                                              target_modules=["query", "key", "value", "dense"]))
+
+
+def load_trained(adapter_dir: Path = ADAPTER_DIR, head_path: Path = HEAD_PATH) -> TextEmotionNet:
+    """The shipped torch model: base encoder + our adapter (merged) + head, in eval mode."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    encoder = PeftModel.from_pretrained(base_encoder(), str(adapter_dir)).merge_and_unload()
+    net = TextEmotionNet(encoder)
+    net.head.load_state_dict(load_file(str(head_path)))
+    return net.eval()
