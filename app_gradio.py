@@ -123,8 +123,8 @@ def recommend(strategy: str, n: float, show_players: bool, session: Session | No
 def feedback(kind: str, choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
              mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED):
     session = session or Session()
-    if choice is not None and tracks and 0 <= int(choice) < len(tracks):
-        (session.like if kind == "like" else session.skip)(tracks[int(choice)])
+    if choice is not None and tracks and mood is not None and 0 <= int(choice) < len(tracks):
+        session = (session.like if kind == "like" else session.skip)(tracks[int(choice)], mood)
     return recommend(strategy, n, show_players, session, mood, catalog)
 
 

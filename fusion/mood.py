@@ -59,3 +59,14 @@ class MoodReading:
             "arousal": self.arousal, "weights": self.weights, "agreement": self.agreement, "method": self.method,
             "readings": {k: r.to_dict() for k, r in self.readings.items()}, "extras": self.extras,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MoodReading":
+        """The mood :meth:`to_dict` gave, readings included (for a client, a queue or another process)."""
+        return cls(probabilities={str(k): float(v) for k, v in d["probabilities"].items()},
+                   top_emotion=d.get("top_emotion"), confidence=float(d.get("confidence", 0.0)),
+                   valence=float(d["valence"]), arousal=float(d["arousal"]),
+                   readings={k: ModalityReading.from_dict(r) for k, r in d.get("readings", {}).items()},
+                   weights={str(k): float(v) for k, v in d.get("weights", {}).items()},
+                   agreement=d.get("agreement"), status=d.get("status", "ok"), message=d.get("message", ""),
+                   method=d.get("method", "linear"), extras=dict(d.get("extras", {})))

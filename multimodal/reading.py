@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -95,6 +95,16 @@ class ModalityReading:
         d["status"] = self.status.value
         d["coverage"] = list(self.coverage)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModalityReading":
+        """The reading :meth:`to_dict` gave (unknown keys are ignored, so newer fields do not break older readers)."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["status"] = Status(d["status"])
+        kw["coverage"] = tuple(d.get("coverage", EMOTIONS))
+        kw["probabilities"] = {str(k): float(v) for k, v in d.get("probabilities", {}).items()}
+        return cls(**kw)
 
 
 def entropy_confidence(probs: np.ndarray, mask: np.ndarray | None = None) -> float:

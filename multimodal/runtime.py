@@ -8,8 +8,30 @@ from pathlib import Path
 from typing import Any
 
 
+_threads: int | None = None
+
+
+def set_math_threads(n: int) -> None:
+    """Threads every model call may use from now on, for ONNX Runtime, CTranslate2 and torch alike (process-wide:
+    sessions made before keep theirs). One per pool thread is right for a server with other work on the cores."""
+    global _threads
+    if int(n) < 1:
+        raise ValueError("threads must be at least 1")
+    _threads = int(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_threads)
+
+
+def configured_threads() -> int | None:
+    """:func:`set_math_threads`'s setting, or None (each runtime's own default)."""
+    return _threads
+
+
 def math_threads() -> int:
-    """Threads each model call may use: torch's setting when torch is loaded, else the CPUs this process may use."""
+    """Threads each model call may use: :func:`set_math_threads`'s setting, else torch's when torch is loaded,
+    else the CPUs this process may use."""
+    if _threads is not None:
+        return _threads
     if "torch" in sys.modules:  # keep the cores the voice (CTranslate2) and hub models use in step with torch
         return int(sys.modules["torch"].get_num_threads())
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

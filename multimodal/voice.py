@@ -28,6 +28,7 @@ from .base import Encoder, guard
 from .heads import softmax
 from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
 from .reading import ModalityReading, Status
+from .runtime import configured_threads
 
 log = logging.getLogger("moodtune")
 VOICE_DIR = Path(__file__).resolve().parents[1] / "models" / "voice"
@@ -310,7 +311,7 @@ class VoiceEncoder(Encoder[VoiceBackend]):
 
     def _load_embedded(self) -> VoiceBackend:
         try:
-            return WhisperEmotionBackend()
+            return WhisperEmotionBackend(threads=configured_threads() or 0)  # 0: CTranslate2's default
         except (BackboneError, ImportError) as exc:
             note = f"Whisper tiny.en unavailable ({exc}); using the lighter prosody model, without a transcript"
             log.warning("voice encoder: %s", note)

@@ -15,9 +15,8 @@ def recommend_tracks(valence: float, arousal: float, catalog: Catalog | None = N
     catalog = catalog if catalog is not None else Catalog.default()
     targets = target_path(valence, arousal, n, strategy)
     exclude: set[str] = set()
-    if session is not None:
+    if session is not None:  # read, never changed: feedback makes a new session (Session.like/skip)
         targets = session.apply(targets)
-        session.last_target = target_from_va(valence, arousal)
         exclude = set(session.skipped)
     return rank(catalog, targets, n=n, mmr_lambda=mmr_lambda, max_per_artist=max_per_artist, exclude=exclude)
 

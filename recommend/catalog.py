@@ -73,6 +73,13 @@ class Track:
                 "features": self.features, "score": self.score, "explanation": self.explanation,
                 "spotify_url": self.spotify_url, **({"extras": self.extras} if self.extras else {})}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Track":
+        """The track :meth:`to_dict` gave (``spotify_url`` is derived from the id, so it is not read back)."""
+        return cls(id=str(d["id"]), name=str(d["name"]), artist=str(d["artist"]), genre=str(d.get("genre", "")),
+                   features={str(k): float(v) for k, v in d["features"].items()}, score=float(d.get("score", 0.0)),
+                   explanation=str(d.get("explanation", "")), extras=dict(d.get("extras", {})))
+
 
 def _is_spotify_id(track_id: str) -> bool:
     return len(track_id) == 22 and track_id.isalnum()

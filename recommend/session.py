@@ -7,8 +7,9 @@ user asks for it).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,12 +17,12 @@ from multimodal.errors import MoodtuneError
 from multimodal.files import is_regular_file, write_atomic
 
 from .catalog import FEATURES, Track
-from .targets import Target
+from .targets import Target, target_from_va
 
 LIKE_STEP = 0.35   # move this share of the way toward a liked track's features
 SKIP_STEP = 0.20   # and this share away from a skipped one's
 MAX_PROFILE_BYTES = 1024 * 1024
-MAX_IDS = 1000  # liked/skipped ids kept in a profile (the most recent)
+MAX_IDS = 1000  # liked/skipped ids kept in a session (the most recent)
 
 
 class ProfileError(MoodtuneError, ValueError):
@@ -31,35 +32,56 @@ class ProfileError(MoodtuneError, ValueError):
 MAX_OFFSET = {"valence": 0.3, "energy": 0.3, "danceability": 0.3, "tempo": 30.0, "acousticness": 0.3, "mode": 0.3}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Session:
-    """Per-session offsets added to every target, plus the tracks the user skipped (not shown again)."""
+    """Per-session offsets added to every target, plus the tracks the user liked and skipped (skipped ones are not
+    shown again). Immutable data: :meth:`like` and :meth:`skip` return a new session, so a session can travel with
+    each request (``to_dict``/``from_dict``) and any process can answer the next one."""
 
     offsets: dict[str, float] = field(default_factory=lambda: {f: 0.0 for f in FEATURES})
-    liked: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    last_target: Target | None = None
+    liked: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
-    def _move(self, track: Track, step: float) -> None:
-        if self.last_target is None:
-            return
-        base = self.last_target
+    def _moved(self, track: Track, step: float, mood: Any) -> dict[str, float]:
+        """Offsets moved ``step`` of the way from the mood's target toward (or away from) the track's sound."""
+        base = target_from_va(float(mood.valence), float(mood.arousal))
+        out = dict(self.offsets)
         for f in FEATURES:
-            delta = track.features[f] - (getattr(base, f) + self.offsets[f])
-            limit = MAX_OFFSET[f]
-            self.offsets[f] = float(np.clip(self.offsets[f] + step * delta, -limit, limit))
+            delta = track.features[f] - (getattr(base, f) + self.offsets.get(f, 0.0))
+            out[f] = float(np.clip(out.get(f, 0.0) + step * delta, -MAX_OFFSET[f], MAX_OFFSET[f]))
+        return out
 
-    def like(self, track: Track) -> None:
-        """Steer the next lists toward this track's sound."""
-        self._move(track, LIKE_STEP)
-        if track.id not in self.liked:
-            self.liked.append(track.id)
+    def like(self, track: Track, mood: Any) -> "Session":
+        """A session whose next lists lean toward this track's sound, from where ``mood`` (anything with
+        ``valence`` and ``arousal``: the mood the list was made for) put them."""
+        return replace(self, offsets=self._moved(track, LIKE_STEP, mood),
+                       liked=_bounded((*(i for i in self.liked if i != track.id), track.id)))
 
-    def skip(self, track: Track) -> None:
-        """Steer away from this track's sound and do not show it again."""
-        self._move(track, -SKIP_STEP)
-        if track.id not in self.skipped:
-            self.skipped.append(track.id)
+    def skip(self, track: Track, mood: Any) -> "Session":
+        """A session whose next lists lean away from this track's sound and never show it again."""
+        return replace(self, offsets=self._moved(track, -SKIP_STEP, mood),
+                       skipped=_bounded((*(i for i in self.skipped if i != track.id), track.id)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offsets": dict(self.offsets), "liked": list(self.liked), "skipped": list(self.skipped)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Session":
+        """A session from :meth:`to_dict`'s shape; :class:`ProfileError` says what is wrong with anything else.
+        Offsets are clipped to their limits and id lists keep the most recent :data:`MAX_IDS`."""
+        try:
+            raw = data.get("offsets", {}) if isinstance(data, dict) else None
+            if not isinstance(raw, dict):
+                raise ValueError("expected an object with 'offsets', 'liked' and 'skipped'")
+            offsets = {f: float(np.clip(float(raw.get(f, 0.0)), -MAX_OFFSET[f], MAX_OFFSET[f])) for f in FEATURES}
+            if not all(np.isfinite(v) for v in offsets.values()):
+                raise ValueError("offsets must be finite numbers")
+            lists = [data.get(k, []) for k in ("liked", "skipped")]
+            if not all(isinstance(v, list) for v in lists):
+                raise ValueError("'liked' and 'skipped' must be lists of track ids")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ProfileError(f"not a moodtune session ({exc})") from exc
+        return cls(offsets=offsets, liked=_bounded(tuple(map(str, lists[0]))), skipped=_bounded(tuple(map(str, lists[1]))))
 
     def apply(self, targets: list[Target]) -> list[Target]:
         return [t.shifted(self.offsets) for t in targets]
@@ -68,7 +90,7 @@ class Session:
         """Write the profile (offsets, liked and skipped ids) to a JSON file, only when asked (atomically)."""
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"offsets": self.offsets, "liked": self.liked, "skipped": self.skipped}, indent=1))
+        write_atomic(path, json.dumps(self.to_dict(), indent=1))
         return path
 
     @classmethod
@@ -79,11 +101,13 @@ class Session:
             raise ProfileError(f"{path} is not a profile file (missing, not a regular file, or too large)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            raw = data.get("offsets", {})
-            offsets = {f: float(np.clip(float(raw.get(f, 0.0)), -MAX_OFFSET[f], MAX_OFFSET[f])) for f in FEATURES}
-            if not all(np.isfinite(v) for v in offsets.values()):
-                raise ValueError("offsets must be finite numbers")
-            liked, skipped = (list(map(str, data.get(k, [])))[-MAX_IDS:] for k in ("liked", "skipped"))
-        except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise ProfileError(f"{path} is not a valid moodtune profile ({exc})") from exc
-        return cls(offsets=offsets, liked=liked, skipped=skipped)
+        try:
+            return cls.from_dict(data)
+        except ProfileError as exc:
+            raise ProfileError(f"{path} is not a valid moodtune profile: {exc}") from exc
+
+
+def _bounded(ids: tuple[str, ...]) -> tuple[str, ...]:
+    return ids[-MAX_IDS:]

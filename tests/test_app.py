@@ -159,8 +159,8 @@ def test_profile_is_saved_only_on_request_and_only_in_moodtunes_folder(tmp_path,
     out = app_gradio.analyze(None, None, "I feel calm", "match", 5, False, None)
     session, mood, tracks = out[-3:]
     assert "Nothing to save" in app_gradio.save_profile(session) and not path.exists()
-    app_gradio.feedback("like", 1, "match", 5, False, session, mood, tracks)
-    assert not path.exists()  # feedback alone writes nothing
+    session = app_gradio.feedback("like", 1, "match", 5, False, session, mood, tracks)[3]  # a new session
+    assert not path.exists() and session.liked == (tracks[1].id,)  # feedback alone writes nothing
     assert str(path) in app_gradio.save_profile(session) and path.exists()
     # the event takes no path from the client: there is nothing a caller can point elsewhere
     import inspect

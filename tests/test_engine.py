@@ -155,3 +155,33 @@ def test_the_core_imports_nothing_from_the_shell_or_the_lab():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_mood_and_tracks_round_trip_through_json(engine):
+    from fusion import MoodReading
+    from recommend import Track
+
+    mood = engine.analyze(image=np.zeros((10, 10), np.uint8), text="I got the job!!")
+    back = MoodReading.from_dict(json.loads(json.dumps(mood.to_dict())))
+    assert back.to_dict() == mood.to_dict() and back.readings["face"].status == mood.readings["face"].status
+    tracks = engine.recommend(mood, n=3)
+    again = [Track.from_dict(json.loads(json.dumps(t.to_dict()))) for t in tracks]
+    assert again == tracks
+    assert [t.id for t in engine.recommend(back, n=3)] == [t.id for t in tracks]
+
+
+def test_threads_and_warmup_make_an_engine_ready(monkeypatch):
+    from fusion import MoodEngine
+    from multimodal import runtime
+
+    monkeypatch.setattr(runtime, "_threads", None)  # the setting is process-wide: undone after this test
+    before = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    engine = MoodEngine(threads=1)
+    assert runtime.math_threads() == 1
+    seconds = engine.warmup()
+    assert set(seconds) == {"face", "voice", "text"}
+    assert all(enc._backend is not None for enc in (engine.face, engine.voice, engine.text))
+    with pytest.raises(ValueError, match="at least 1"):
+        MoodEngine(threads=0)
+    if before is not None:
+        sys.modules["torch"].set_num_threads(before)

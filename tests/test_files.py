@@ -131,9 +131,27 @@ def test_a_corrupt_profile_is_a_clear_error(tmp_path, content):
 
 
 def test_profile_round_trip_is_bounded(tmp_path):
-    s = Session(liked=[f"t{i}" for i in range(5000)])
+    s = Session(liked=tuple(f"t{i}" for i in range(5000)))
     loaded = Session.load(s.save(tmp_path / "p.json"))
     assert len(loaded.liked) == 1000 and loaded.liked[-1] == "t4999"
+
+
+def test_a_session_travels_as_data_and_recommending_does_not_change_it():
+    from types import SimpleNamespace
+
+    from recommend import recommend_tracks
+
+    cat = Catalog.default()
+    mood = SimpleNamespace(valence=-0.4, arousal=0.3)
+    s = Session()
+    tracks = recommend_tracks(mood.valence, mood.arousal, cat, n=5, session=s)
+    assert s == Session()
+    liked = s.like(tracks[0], mood).skip(tracks[1], mood)
+    again = Session.from_dict(json.loads(json.dumps(liked.to_dict())))
+    assert again == liked and again.liked == (tracks[0].id,) and again.skipped == (tracks[1].id,)
+    assert tracks[1].id not in {t.id for t in recommend_tracks(mood.valence, mood.arousal, cat, n=5, session=again)}
+    with pytest.raises(ProfileError):
+        Session.from_dict({"offsets": {"energy": "x"}})
 
 
 def test_is_regular_file(tmp_path):

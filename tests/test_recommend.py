@@ -63,20 +63,24 @@ def test_uplift_moves_monotonically_toward_the_goal(catalog):
 
 
 def test_feedback_shifts_the_next_list(catalog):
-    session = Session()
-    first = recommend_tracks(0.0, 0.0, catalog, n=10, session=session)
+    from types import SimpleNamespace
+
+    mood = SimpleNamespace(valence=0.0, arousal=0.0)
+    start = Session()
+    first = recommend_tracks(0.0, 0.0, catalog, n=10, session=start)
     energetic = max(catalog, key=lambda t: t.features["energy"] - abs(t.features["valence"] - 0.5))
+    session = start
     for _ in range(3):
-        session.like(energetic)
-    session.skip(first[0])
+        session = session.like(energetic, mood)
+    session = session.skip(first[0], mood)
+    assert start == Session() and session.liked == (energetic.id,)  # feedback made new sessions
     second = recommend_tracks(0.0, 0.0, catalog, n=10, session=session)
     assert first[0].id not in {t.id for t in second}
     assert np.mean([t.features["energy"] for t in second]) > np.mean([t.features["energy"] for t in first])
 
 
 def test_session_is_saved_only_when_asked(tmp_path):
-    session = Session()
-    session.offsets["energy"] = 0.2
+    session = Session(offsets={"energy": 0.2})
     path = session.save(tmp_path / "profile.json")
     assert Session.load(path).offsets["energy"] == pytest.approx(0.2)
 
