@@ -247,6 +247,23 @@ def evaluate(data: Optional[Path] = typer.Option(None, "--data", help="The data 
 
 
 @app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: this computer only; elsewhere, set "
+                                                     "MOODTUNE_API_KEY and put TLS in a reverse proxy)."),
+          port: int = typer.Option(8000),
+          workers: int = typer.Option(1, "--workers", help="Processes (uvicorn's word); each loads and warms its own "
+                                                          "models and runs them on 2 pool threads × 1 math thread.")) -> None:
+    """Serve the HTTP API (FastAPI): POST /v1/analyze, /v1/recommend, /v1/feedback; GET /healthz, /v1/catalogs; /docs."""
+    import os
+
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("MOODTUNE_API_KEY"):
+        err.print("[yellow]warning:[/yellow] serving beyond this computer without MOODTUNE_API_KEY: anyone who can "
+                  "reach the port can use it")
+    uvicorn.run("interfaces.http:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
+
+
+@app.command()
 def demo(host: str = typer.Option("127.0.0.1", envvar="GRADIO_SERVER_NAME",
                                   help="Address to bind (default: this computer only)."),
          port: int = typer.Option(7860, envvar="GRADIO_SERVER_PORT"), open_browser: bool = typer.Option(False, "--open")) -> None:

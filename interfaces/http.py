@@ -1,0 +1,216 @@
+"""moodtune's HTTP API (FastAPI): ``moodtune serve``, or ``uvicorn interfaces.http:app``.
+
+Requests are stateless: the session (likes, skips) travels in each request and response, so any worker can
+answer any call. A bad image or audio is that signal's status inside a 200 mood; 422 is for a malformed request,
+413 for a body over the limit, 503 (with ``Retry-After``) when this process's queue is full. Off loopback, set
+``MOODTUNE_API_KEY`` and send ``Authorization: Bearer <key>``. TLS belongs to a reverse proxy in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import os
+import threading
+from typing import Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+MAX_BODY_BYTES = 30 * 1024 * 1024  # a 25 MB upload plus the form around it
+MAX_QUEUE = 8                      # requests waiting for the models in this process, beyond those running
+MAX_TRACKS = 50
+
+
+class SessionData(BaseModel):
+    offsets: dict[str, float] = Field(default_factory=dict)
+    liked: list[str] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list)
+
+
+class TrackData(BaseModel):
+    id: str
+    name: str
+    artist: str
+    genre: str = ""
+    features: dict[str, float]
+    score: float = 0.0
+    explanation: str = ""
+    spotify_url: str | None = None
+
+
+class AnalyzeJSON(BaseModel):
+    image_b64: str | None = None
+    audio_b64: str | None = None
+    text: str | None = None
+    n: int = Field(10, ge=0, le=MAX_TRACKS)
+    strategy: Literal["match", "uplift"] = "match"
+    session: SessionData | None = None
+    catalog: str | None = None
+
+
+class AnalyzeResponse(BaseModel):
+    mood: dict[str, Any]
+    tracks: list[TrackData]
+    session: SessionData
+
+
+class RecommendRequest(BaseModel):
+    mood: dict[str, Any]
+    n: int = Field(10, ge=0, le=MAX_TRACKS)
+    strategy: Literal["match", "uplift"] = "match"
+    session: SessionData | None = None
+    catalog: str | None = None
+
+
+class RecommendResponse(BaseModel):
+    tracks: list[TrackData]
+    session: SessionData
+
+
+class FeedbackRequest(BaseModel):
+    session: SessionData | None = None
+    track: TrackData
+    kind: Literal["like", "skip"]
+    mood: dict[str, Any] | None = Field(None, description="the mood the list was made for (its valence and arousal "
+                                                          "anchor the move); without it the last list's target is "
+                                                          "taken as neutral")
+
+
+class FeedbackResponse(BaseModel):
+    session: SessionData
+
+
+def _keep_uploads_in_memory() -> None:
+    """Starlette spools a multipart file over 1 MB to a temp file on disk; moodtune keeps uploads in memory."""
+    from starlette.formparsers import MultiPartParser
+
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, MAX_BODY_BYTES)
+
+
+def _public(track: Any) -> dict[str, Any]:
+    """A track as clients see it: no local file path (library scans keep one in ``extras``)."""
+    d = track.to_dict()
+    d.pop("extras", None)
+    return d
+
+
+def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QUEUE) -> FastAPI:
+    """The API around ``engine`` (default: a new ``MoodEngine(workers=2, threads=1)``, warmed at startup)."""
+    from fusion import MoodEngine, MoodReading
+    from multimodal.errors import MoodtuneError
+    from recommend import Session, Track, load_catalog, user_catalogs
+
+    _keep_uploads_in_memory()
+    state: dict[str, Any] = {"ready": False}
+    slots = threading.BoundedSemaphore(max_queue + (getattr(engine, "workers", None) or 2))
+    api_key = os.environ.get("MOODTUNE_API_KEY")
+
+    async def lifespan(app: FastAPI):  # each worker process warms its own models before it answers
+        state["engine"] = engine or MoodEngine(workers=2, threads=1)
+        if warm:
+            await asyncio.to_thread(state["engine"].warmup)
+        state["ready"] = True
+        yield
+        state["engine"].close()
+
+    app = FastAPI(title="moodtune", version="1", lifespan=lifespan,
+                  description="Mood from face, voice and words, and music that fits it. Runs on your machine.")
+
+    async def guard(request: Request) -> None:
+        if api_key and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {api_key}"):
+            raise HTTPException(401, "send Authorization: Bearer <MOODTUNE_API_KEY>")
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"the request is larger than {MAX_BODY_BYTES // 2**20} MB")
+
+    async def run(fn: Any, *args: Any, **kw: Any) -> Any:
+        if not slots.acquire(blocking=False):
+            raise HTTPException(503, "busy: too many requests are waiting; retry shortly", headers={"Retry-After": "2"})
+        try:
+            return await asyncio.to_thread(fn, *args, **kw)
+        finally:
+            slots.release()
+
+    def catalog_of(name: str | None) -> Any:
+        try:
+            return load_catalog(name)
+        except MoodtuneError as exc:
+            raise HTTPException(422, str(exc)) from exc
+
+    def session_of(data: SessionData | None) -> Any:
+        return Session.from_dict(data.model_dump()) if data else Session()
+
+    def analyze_and_rank(image: bytes | None, audio: bytes | None, text: str | None, n: int, strategy: str,
+                         session: Any, catalog: Any) -> dict[str, Any]:
+        eng = state["engine"]
+        mood = eng.analyze(image=image, audio=audio, text=text)
+        tracks = eng.recommend(mood, n=n, strategy=strategy, session=session, catalog=catalog) if mood.ok else []
+        return {"mood": mood.to_dict(), "tracks": [_public(t) for t in tracks], "session": session.to_dict()}
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"ready": state["ready"]}, status_code=200 if state["ready"] else 503)
+
+    @app.get("/v1/catalogs", dependencies=[Depends(guard)])
+    async def catalogs() -> dict[str, list[str]]:
+        return {"catalogs": user_catalogs()}
+
+    @app.post("/v1/analyze", response_model=AnalyzeResponse, dependencies=[Depends(guard)])
+    async def analyze(request: Request) -> dict[str, Any]:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = AnalyzeJSON.model_validate_json(await request.body())
+                image = base64.b64decode(body.image_b64, validate=True) if body.image_b64 else None
+                audio = base64.b64decode(body.audio_b64, validate=True) if body.audio_b64 else None
+            except (ValueError, binascii.Error) as exc:
+                raise HTTPException(422, f"malformed request: {exc}") from exc
+            text, n, strategy, session, catalog = body.text, body.n, body.strategy, body.session, body.catalog
+        else:
+            # parts stay in memory up to the body limit (_keep_uploads_in_memory)
+            form = await request.form(max_files=2, max_fields=10, max_part_size=MAX_BODY_BYTES)
+            try:
+                image = await form["image"].read() if hasattr(form.get("image"), "read") else None
+                audio = await form["audio"].read() if hasattr(form.get("audio"), "read") else None
+                fields = AnalyzeJSON(text=form.get("text") or None, n=int(form.get("n", 10)),
+                                     strategy=form.get("strategy", "match"), catalog=form.get("catalog") or None,
+                                     session=json.loads(form["session"]) if form.get("session") else None)
+            except (ValueError, TypeError) as exc:
+                raise HTTPException(422, f"malformed request: {exc}") from exc
+            finally:
+                await form.close()
+            text, n, strategy, session, catalog = fields.text, fields.n, fields.strategy, fields.session, fields.catalog
+        return await run(analyze_and_rank, image, audio, text, n, strategy, session_of(session), catalog_of(catalog))
+
+    @app.post("/v1/recommend", response_model=RecommendResponse, dependencies=[Depends(guard)])
+    async def recommend(body: RecommendRequest) -> dict[str, Any]:
+        try:
+            mood = MoodReading.from_dict(body.mood)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise HTTPException(422, f"not a mood from /v1/analyze: {exc}") from exc
+        session = session_of(body.session)
+        tracks = await run(state["engine"].recommend, mood, n=body.n, strategy=body.strategy, session=session,
+                           catalog=catalog_of(body.catalog))
+        return {"tracks": [_public(t) for t in tracks], "session": session.to_dict()}
+
+    @app.post("/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(guard)])
+    async def feedback(body: FeedbackRequest) -> dict[str, Any]:
+        session = session_of(body.session)
+        track = Track.from_dict(body.track.model_dump())
+        anchor = body.mood or {"valence": 0.0, "arousal": 0.0}
+        try:
+            mood = type("Anchor", (), {"valence": float(anchor["valence"]), "arousal": float(anchor["arousal"])})
+        except (KeyError, ValueError, TypeError) as exc:
+            raise HTTPException(422, f"the mood needs valence and arousal: {exc}") from exc
+        new = session.like(track, mood) if body.kind == "like" else session.skip(track, mood)
+        return {"session": new.to_dict()}
+
+    @app.exception_handler(MoodtuneError)
+    async def moodtune_error(_: Request, exc: MoodtuneError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    return app
