@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Sequence, TypeVar
+from urllib.parse import urlparse
 
 from .backbones import BackboneError
 from .errors import MoodtuneError
@@ -45,6 +49,30 @@ class ModelSpec:
 Backend = TypeVar("Backend")
 
 
+@lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (checked once per process; False when offline mode
+    is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def hub_cached(ref: str) -> bool:
+    """Whether a hub model's config is in the local Hugging Face cache already."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(ref, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an id the hub library rejects is simply not cached
+        return False
+
+
 class Encoder(ABC, Generic[Backend]):
     """Base class: ``predict(x) -> ModalityReading`` and ``predict_batch(xs)``; never raises on bad input.
 
@@ -78,6 +106,9 @@ class Encoder(ABC, Generic[Backend]):
         if self.spec.kind == "embedded":
             return self._load_embedded()
         try:
+            if self.spec.kind == "hub" and not hub_cached(self.spec.ref) and not hub_reachable():
+                # without this, transformers retries for about 50 s before it gives up
+                raise OSError("the Hugging Face hub cannot be reached and the model is not in the local cache")
             return self._load_transformers(self.spec.ref)
         except Exception as exc:  # no network, unknown id, incompatible labels...
             if self.spec.kind == "local":

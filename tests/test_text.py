@@ -303,3 +303,16 @@ def test_sarcasm_markers_turn_happy_words_into_annoyance(text_encoder, sentence,
 def test_emoji_are_read_as_the_feeling_they_show(text_encoder):
     for emoji, feeling in (("😭😭😭", "sad"), ("😡", "angry"), ("🎉🎉", "happy")):
         assert text_encoder.predict(emoji).top_emotion == feeling, emoji
+
+
+def test_an_unreachable_hub_falls_back_at_once_without_transformers_retries(monkeypatch):
+    """Offline, transformers retried for about 50 s before the promised warning; now it is about a second."""
+    import multimodal.base as base
+
+    monkeypatch.setattr(base, "hub_reachable", lambda timeout=3.0: False)
+    enc = TextEncoder(model="someone/not-cached-model")
+    tried = []
+    monkeypatch.setattr(enc, "_load_transformers", lambda ref: tried.append(ref))
+    r = enc.predict("I am furious with you")
+    assert r.ok and r.top_emotion == "angry" and not tried
+    assert "cannot be reached" in r.message and "embedded default" in r.message
