@@ -15,6 +15,7 @@ import hmac
 import json
 import os
 import threading
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -203,7 +204,7 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
         track = Track.from_dict(body.track.model_dump())
         anchor = body.mood or {"valence": 0.0, "arousal": 0.0}
         try:
-            mood = type("Anchor", (), {"valence": float(anchor["valence"]), "arousal": float(anchor["arousal"])})
+            mood = SimpleNamespace(valence=float(anchor["valence"]), arousal=float(anchor["arousal"]))
         except (KeyError, ValueError, TypeError) as exc:
             raise HTTPException(422, f"the mood needs valence and arousal: {exc}") from exc
         new = session.like(track, mood) if body.kind == "like" else session.skip(track, mood)

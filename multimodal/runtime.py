@@ -39,8 +39,7 @@ def math_threads() -> int:
 
 def onnx_session(path: Path) -> Any:
     """An ONNX Runtime CPU session whose threads do not spin between calls (the next encoder gets the cores)."""
-    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # see multimodal/__init__.py
-    import onnxruntime as ort
+    import onnxruntime as ort  # ORT_DISABLE_TELEMETRY is set by multimodal/__init__.py, which runs before this
 
     ort.disable_telemetry_events()
     options = ort.SessionOptions()
