@@ -342,7 +342,9 @@ def main(argv: list[str] | None = None) -> None:
         net.encoder.peft_config["default"].base_model_name_or_path = "sentence-transformers/all-MiniLM-L6-v2"
         net.encoder.save_pretrained(str(args.out / "adapter"))
         (args.out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty template card
-        save_file({k: v.contiguous() for k, v in net.head.state_dict().items()}, str(args.out / "head.safetensors"))
+        head_tmp = args.out / "head.safetensors.tmp"  # written whole or not at all, like every file the recipe writes
+        save_file({k: v.contiguous() for k, v in net.head.state_dict().items()}, str(head_tmp))
+        os.replace(head_tmp, args.out / "head.safetensors")
         net.encoder = net.encoder.merge_and_unload()
 
     dev = {f"{c}_{s}": load_text_split(args.data, c, s) for c, s in DEV_SETS}
