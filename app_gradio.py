@@ -21,21 +21,27 @@ from typing import Any  # noqa: E402
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fusion import MoodEngine, MoodReading  # noqa: E402
+from fusion import Calibration, MoodEngine, MoodReading, Profile  # noqa: E402
+from interfaces.journal import Journal, JournalError, daily  # noqa: E402
 from interfaces.uploads import UploadJanitor  # noqa: E402
-from multimodal.live import EmaSmoother  # noqa: E402
 from multimodal.files import moodtune_home  # noqa: E402
+from multimodal.labels import EMOTIONS  # noqa: E402
+from multimodal.live import EmaSmoother  # noqa: E402
 from recommend import EMBEDDED, Session, Track, load_catalog, user_catalogs  # noqa: E402
 
 MAX_UPLOAD = "25mb"
 CONCURRENCY = 2  # requests analysed at once (the queue holds the rest)
-PRIVACY_NOTE = ("**Runs on this computer; nothing is stored.** Your picture, voice and words are analysed in memory "
-                "and uploads are deleted within 30 seconds of use. Spotify players load from Spotify only if you turn them on.")
+PRIVACY_NOTE = ("**Runs on this computer; nothing is stored unless you turn it on.** Your picture, voice and words are "
+                "analysed in memory and uploads are deleted within 30 seconds of use. Spotify players load from Spotify "
+                "only if you turn them on. The mood journal (tab *My week*) and your profile are off until you ask.")
+MAX_PLOT_MOODS = 1000  # beyond this many moods, the week plot shows hourly means
+EMOJI = {"angry": "😠", "disgust": "🤢", "fear": "😨", "happy": "😊", "sad": "😢", "surprise": "😮", "neutral": "😐"}
 UPLOADS = UploadJanitor(grace_s=30)  # identical uploads share a path: delete 30 s after the last use
 PROFILE_PATH = moodtune_home() / "profile.json"  # the only place the demo writes a profile
 SIGNAL_NAMES = {"face": "face", "voice": "voice (how you sound)", "text": "typed text", "speech_text": "spoken words"}
 
 _engine: MoodEngine | None = None
+JOURNAL = Journal()  # records only once the user turns it on (tab "My week")
 
 
 def get_engine() -> MoodEngine:
@@ -88,24 +94,78 @@ def players_html(tracks: list[Track], show_players: bool) -> str:
                    f'allow="encrypted-media" title="{html.escape(t.name)}"></iframe>' for t in tracks[:5] if t.embed_url)
 
 
-def _mood_outputs(mood: MoodReading, tracks: list[Track], show_players: bool):
+def faces_html(image: bytes | None, mood: MoodReading, max_side: int = 480) -> str:
+    """The photo with a numbered box and label per face read, as an inline data URI: sent to this page only,
+    never written to disk."""
+    face = mood.readings.get("face")
+    if image is None or face is None or not face.ok:
+        return ""
+    faces = mood.faces or ([{"box": face.extras["box"], "top_emotion": face.top_emotion}] if face.extras.get("box") else [])
+    if not faces:
+        return ""
+    import base64
+
+    import cv2
+
+    from multimodal.image_io import downscale, to_rgb
+
+    small, scale = downscale(to_rgb(image), max_side)
+    canvas = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+    for i, f in enumerate(faces, 1):
+        x, y, w, h = (int(round(v * scale)) for v in f["box"])
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (60, 200, 60), 2)
+        cv2.putText(canvas, f"{i} {f['top_emotion']}", (x, max(14, y - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (60, 200, 60), 1, cv2.LINE_AA)
+    ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        return ""
+    spread = f" · spread {face.extras['spread']:.2f}" if "spread" in face.extras else ""
+    return (f'<figure><img alt="faces read" style="max-width:100%" src="data:image/jpeg;base64,'
+            f'{base64.b64encode(jpeg.tobytes()).decode()}"/><figcaption>{len(faces)} face(s){spread}</figcaption></figure>')
+
+
+def _mood_outputs(mood: MoodReading, tracks: list[Track], show_players: bool, image: bytes | None = None):
     label = {e: p for e, p in mood.probabilities.items()} if mood.ok else {"no usable signal": 1.0}
     transcript = mood.readings.get("voice").extras.get("transcript", "") if "voice" in mood.readings else ""
     choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
     return (label, signal_bars(mood), va_points(mood), status_markdown(mood), transcript, tracks_frame(tracks),
-            players_html(tracks, show_players), gr.update(choices=choices, value=None))
+            players_html(tracks, show_players), gr.update(choices=choices, value=None), faces_html(image, mood))
+
+
+def _journal(write: Any, *args: Any) -> Any:
+    """A journal write that never fails the request (a full disk is a log line, not a lost mood)."""
+    try:
+        return write(*args)
+    except JournalError as exc:
+        gr.Warning(f"journal not written: {exc}")
+        return None
 
 
 def analyze(image: str | None, audio: str | None, text: str | None, strategy: str, n: float, show_players: bool,
-            session: Session | None, catalog: str | None = EMBEDDED):
+            session: Session | None, catalog: str | None = EMBEDDED, every_face: bool = False,
+            calibration: Calibration | None = None):
     """Read every given signal, fuse, recommend. Uploaded files are read into memory, then deleted."""
     engine = get_engine()
     image_bytes, audio_bytes = UPLOADS.consume(image), UPLOADS.consume(audio)
-    mood = engine.analyze(image=image_bytes, audio=audio_bytes, text=text or None)
     session = session or Session()
+    mood = engine.analyze(image=image_bytes, audio=audio_bytes, text=text or None,
+                          faces="all" if every_face else "largest",
+                          profile=Profile(session, calibration or Calibration()))
     tracks = engine.recommend(mood, n=int(n), strategy=strategy, session=session,
                               catalog=load_catalog(catalog)) if mood.ok else []
-    return (*_mood_outputs(mood, tracks, show_players), session, mood, tracks)
+    entry = _journal(JOURNAL.record_analysis, mood, strategy, text)
+    return (*_mood_outputs(mood, tracks, show_players, image_bytes), entry, session, mood, tracks)
+
+
+def correct(emotion: str | None, mood: MoodReading | None, calibration: Calibration | None, entry: int | None):
+    """"That's not quite it": learn the emotion the user picked into their calibration (kept in this page)."""
+    if emotion not in EMOTIONS or mood is None or not mood.ok:
+        return calibration, "Analyze first, then pick how you really feel."
+    profile = get_engine().correct(mood, emotion, Profile(calibration=calibration or Calibration()))
+    _journal(JOURNAL.record_correction, entry, emotion)
+    learned = profile.calibration.explain()
+    return profile.calibration, ("Thanks, learned. " + "; ".join(learned) + ". Analyze again to see it, and save your "
+                                 "profile to keep it.")
 
 
 def recommend(strategy: str, n: float, show_players: bool, session: Session | None, mood: MoodReading | None,
@@ -121,18 +181,86 @@ def recommend(strategy: str, n: float, show_players: bool, session: Session | No
 
 
 def feedback(kind: str, choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
-             mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED):
+             mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED,
+             entry: int | None = None):
     session = session or Session()
     if choice is not None and tracks and mood is not None and 0 <= int(choice) < len(tracks):
         session = (session.like if kind == "like" else session.skip)(tracks[int(choice)], mood)
+        _journal(JOURNAL.record_feedback, entry, kind, tracks[int(choice)])
     return recommend(strategy, n, show_players, session, mood, catalog)
 
 
-def save_profile(session: Session | None) -> str:
-    """Save likes/skips and the learned offsets to moodtune's own folder, only when the user clicks for it."""
-    if session is None or not (session.liked or session.skipped):
-        return "Nothing to save yet: like or skip a track first."
-    return f"Saved to {session.save(PROFILE_PATH)}"
+def save_profile(session: Session | None, calibration: Calibration | None = None) -> str:
+    """Save likes/skips, the learned offsets and the corrections to moodtune's own folder, only when the user
+    clicks for it."""
+    profile = Profile(session or Session(), calibration or Calibration())
+    if not (profile.session.liked or profile.session.skipped or profile.calibration):
+        return "Nothing to save yet: like or skip a track, or correct a mood, first."
+    return f"Saved to {profile.save(PROFILE_PATH)}"
+
+
+def load_profile() -> tuple[Session | None, Calibration | None, str]:
+    """The saved profile, if the user saved one (read when the page opens)."""
+    try:
+        profile = Profile.load(PROFILE_PATH, missing_ok=True)
+    except Exception as exc:  # noqa: BLE001 - a broken profile must not stop the page from opening
+        return None, None, f"Your saved profile could not be read ({exc}); it will be replaced when you save."
+    if profile == Profile():
+        return None, None, ""
+    return profile.session, profile.calibration, f"Loaded your profile from {PROFILE_PATH}."
+
+
+def week_view(days: int = 7) -> tuple[pd.DataFrame, str, str]:
+    """The journal's valence/arousal over the last ``days`` and a mood calendar (colour: mean valence)."""
+    events = JOURNAL.events(since=pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=days))
+    moods = events[events["kind"] == "analysis"]
+    points = moods[["time", "valence", "arousal"]]
+    if len(points) > MAX_PLOT_MOODS:  # hourly means: the browser draws a dense week as fast as a light one
+        points = points.set_index("time").resample("1h").mean().dropna().reset_index()
+    series = points.melt(id_vars=["time"], value_vars=["valence", "arousal"], var_name="dimension")
+    state = ("on" + (", keeping your words" if JOURNAL.keep_words else "") if JOURNAL.enabled else "off")
+    note = f"Journal {state} · {len(moods):,} moods in the last {days} days · `{JOURNAL.path}`"
+    return series, calendar_html(daily(events, days=days)), note
+
+
+def calendar_html(days: pd.DataFrame) -> str:
+    cells = []
+    for day, r in days.iterrows():
+        if r["analyses"]:
+            v = float(r["valence"])
+            colour = f"rgba({int(200 - 120 * max(v, 0))}, {int(120 + 100 * max(v, 0))}, {int(200 - 80 * abs(v))}, 0.5)"
+            body = f"{EMOJI.get(r['emotion'], '')} {html.escape(str(r['emotion']))}<br><small>{r['analyses']} · v {v:+.2f}</small>"
+        else:
+            colour, body = "transparent", "<small>–</small>"
+        cells.append(f'<td style="background:{colour};padding:6px;text-align:center;border:1px solid #ccc">'
+                     f"<b>{day.strftime('%a %d')}</b><br>{body}</td>")
+    rows = [cells[i:i + 7] for i in range(0, len(cells), 7)]
+    return "<table style='border-collapse:collapse'>" + "".join(f"<tr>{''.join(r)}</tr>" for r in rows) + "</table>"
+
+
+def open_week() -> tuple[bool, bool, pd.DataFrame, str, str]:
+    """The "My week" tab as it opens: the journal's switches as they are now (the CLI may have changed them), and
+    the week."""
+    return (JOURNAL.enabled, JOURNAL.keep_words, *week_view())
+
+
+def set_journal(on: bool, keep_words: bool) -> str:
+    if on:
+        JOURNAL.turn_on(keep_words=keep_words)
+    else:
+        JOURNAL.turn_off()
+    return week_view()[2]
+
+
+def export_journal() -> str:
+    if not JOURNAL.path.exists():
+        return "The journal is empty."
+    return f"Exported to `{JOURNAL.export_csv(moodtune_home() / 'journal.csv')}`"
+
+
+def delete_journal() -> tuple[bool, pd.DataFrame, str, str]:
+    deleted = JOURNAL.delete()
+    return (False, *week_view()[:2], "Journal deleted." if deleted else "There was no journal.")
 
 
 def live_face(frame, smoother: EmaSmoother | None):
@@ -169,60 +297,96 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# moodtune\nShow your face, speak, and/or type how you feel. Any subset works.")
         gr.Markdown(PRIVACY_NOTE)
         session, mood_state, tracks_state, smoother = gr.State(None), gr.State(None), gr.State([]), gr.State(None)
-        with gr.Row():
-            with gr.Column():
-                # image_mode=None: the file as uploaded, no converted copy (moodtune reads RGBA, grey and palettes)
-                image = raw_on_failure(gr.Image(sources=["webcam", "upload"], type="filepath", image_mode=None,
-                                                label="Your face (snapshot or photo)", elem_id="face-input"))
-                audio = raw_on_failure(gr.Audio(sources=["microphone", "upload"], type="filepath", label="Your voice"))
-                text = gr.Textbox(label="How do you feel?", placeholder="e.g. exhausted but hopeful", lines=2,
-                                  max_length=50_000, elem_id="mood-text")
+        calibration, entry = gr.State(None), gr.State(None)
+        with gr.Tabs():
+            with gr.Tab("Mood & music"):
                 with gr.Row():
-                    strategy = gr.Radio(["match", "uplift"], value="match", label="Music that…",
-                                        info="match: fits your mood · uplift: starts there and lifts it")
-                    n = gr.Slider(5, 20, value=10, step=1, label="Tracks")
+                    with gr.Column():
+                        # image_mode=None: the file as uploaded, no converted copy (moodtune reads RGBA, grey, palettes)
+                        image = raw_on_failure(gr.Image(sources=["webcam", "upload"], type="filepath", image_mode=None,
+                                                        label="Your face (snapshot or photo)", elem_id="face-input"))
+                        every_face = gr.Checkbox(False, label="Read every face in the picture (a group's mood)",
+                                                 info="Off: the largest face. Nothing about any face is kept.")
+                        audio = raw_on_failure(gr.Audio(sources=["microphone", "upload"], type="filepath",
+                                                        label="Your voice"))
+                        text = gr.Textbox(label="How do you feel?", placeholder="e.g. exhausted but hopeful", lines=2,
+                                          max_length=50_000, elem_id="mood-text")
+                        with gr.Row():
+                            strategy = gr.Radio(["match", "uplift"], value="match", label="Music that…",
+                                                info="match: fits your mood · uplift: starts there and lifts it")
+                            n = gr.Slider(5, 20, value=10, step=1, label="Tracks")
+                        with gr.Row():
+                            catalog = gr.Dropdown(user_catalogs(), value=EMBEDDED, label="Catalog",
+                                                  info="import more with: moodtune catalog import FILE / library scan DIR")
+                            show_players = gr.Checkbox(False, label="Show Spotify players (loads from Spotify)")
+                        go = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
+                    with gr.Column():
+                        mood_label = gr.Label(num_top_classes=7, label="Your mood", elem_id="mood-label")
+                        status = gr.Markdown(elem_id="signal-status")
+                        faces_view = gr.HTML(elem_id="faces-view")
+                        with gr.Row():
+                            feel = gr.Dropdown(list(EMOTIONS), value=None, label="Not quite? How do you really feel?",
+                                               elem_id="feel")
+                            teach = gr.Button("That's my mood: learn it", elem_id="teach-button")
+                        taught = gr.Markdown(elem_id="taught")
+                        transcript = gr.Textbox(label="What you said (transcript)", interactive=False)
                 with gr.Row():
-                    catalog = gr.Dropdown(user_catalogs(), value=EMBEDDED, label="Catalog",
-                                          info="import more with: moodtune catalog import FILE / library scan DIR")
-                    show_players = gr.Checkbox(False, label="Show Spotify players (loads from Spotify)")
-                go = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
-            with gr.Column():
-                mood_label = gr.Label(num_top_classes=7, label="Your mood", elem_id="mood-label")
-                status = gr.Markdown(elem_id="signal-status")
-                transcript = gr.Textbox(label="What you said (transcript)", interactive=False)
-        with gr.Row():
-            bars = gr.BarPlot(x="signal", y="probability", color="emotion", label="Each signal and the fused mood",
-                              y_lim=[0, 1], elem_id="signal-bars")
-            plane = gr.ScatterPlot(x="valence", y="arousal", color="signal", x_lim=[-1, 1], y_lim=[-1, 1],
-                                   label="Valence–arousal plane", elem_id="va-plane")
-        table = gr.Dataframe(label="Recommendations", wrap=True, elem_id="tracks-table", interactive=False)
-        players = gr.HTML()
-        with gr.Row():
-            pick = gr.Dropdown(choices=[], label="A track you liked or want to skip", type="value")
-            like = gr.Button("Like (more like this)")
-            skip = gr.Button("Skip (less like this)")
-        with gr.Accordion("Keep my likes and skips (saved only when you click)", open=False):
-            gr.Markdown(f"Saved to `{PROFILE_PATH}` (moodtune's folder; set `MOODTUNE_HOME` to move it).")
-            save = gr.Button("Save my profile")
-            saved = gr.Markdown()
-        with gr.Accordion("Live face mode (about two frames a second)", open=False):
-            cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live camera")
-            live_label = gr.Label(num_top_classes=3, label="Face, smoothed")
-            live_note = gr.Markdown()
-        mood_outputs = [mood_label, bars, plane, status, transcript, table, players, pick]
-        analyze_inputs = [image, audio, text, strategy, n, show_players, session, catalog]
-        go.click(analyze, analyze_inputs, [*mood_outputs, session, mood_state, tracks_state], api_name="analyze",
-                 concurrency_limit=2)
-        text.submit(analyze, analyze_inputs, [*mood_outputs, session, mood_state, tracks_state],
-                    api_visibility="private")
+                    bars = gr.BarPlot(x="signal", y="probability", color="emotion",
+                                      label="Each signal and the fused mood", y_lim=[0, 1], elem_id="signal-bars")
+                    plane = gr.ScatterPlot(x="valence", y="arousal", color="signal", x_lim=[-1, 1], y_lim=[-1, 1],
+                                           label="Valence–arousal plane", elem_id="va-plane")
+                table = gr.Dataframe(label="Recommendations", wrap=True, elem_id="tracks-table", interactive=False)
+                players = gr.HTML()
+                with gr.Row():
+                    pick = gr.Dropdown(choices=[], label="A track you liked or want to skip", type="value")
+                    like = gr.Button("Like (more like this)")
+                    skip = gr.Button("Skip (less like this)")
+                with gr.Accordion("Keep my likes, skips and corrections (saved only when you click)", open=False):
+                    gr.Markdown(f"Saved to `{PROFILE_PATH}` (moodtune's folder; set `MOODTUNE_HOME` to move it).")
+                    save = gr.Button("Save my profile")
+                    saved = gr.Markdown()
+                with gr.Accordion("Live face mode (about two frames a second)", open=False):
+                    cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Live camera")
+                    live_label = gr.Label(num_top_classes=3, label="Face, smoothed")
+                    live_note = gr.Markdown()
+            with gr.Tab("My week") as week_tab:
+                gr.Markdown("An opt-in diary of your moods, kept only on this computer: the time, valence, arousal and "
+                            "top emotion of each analysis, which signals counted, your likes, skips and corrections. "
+                            "Never a picture or a recording; your words only if you tick *keep my words*.")
+                with gr.Row():
+                    journal_on = gr.Checkbox(False, label="Keep a mood journal on this computer", elem_id="journal-on")
+                    keep_words = gr.Checkbox(False, label="Keep my words too")
+                journal_note = gr.Markdown()
+                week_plot = gr.LinePlot(x="time", y="value", color="dimension", y_lim=[-1, 1],
+                                        label="Valence and arousal over the last 7 days", elem_id="week-plot")
+                week_calendar = gr.HTML(elem_id="week-calendar")
+                with gr.Row():
+                    refresh = gr.Button("Refresh")
+                    export = gr.Button("Export CSV")
+                    delete = gr.Button("Delete my journal", variant="stop")
+        mood_outputs = [mood_label, bars, plane, status, transcript, table, players, pick, faces_view]
+        analyze_inputs = [image, audio, text, strategy, n, show_players, session, catalog, every_face, calibration]
+        analyze_outputs = [*mood_outputs, entry, session, mood_state, tracks_state]
+        go.click(analyze, analyze_inputs, analyze_outputs, api_name="analyze", concurrency_limit=2)
+        text.submit(analyze, analyze_inputs, analyze_outputs, api_visibility="private")
         rec_outputs = [table, players, pick, session, tracks_state]
         rec_inputs = [strategy, n, show_players, session, mood_state, catalog]
         strategy.change(recommend, rec_inputs, rec_outputs, api_name="recommend")
         catalog.change(recommend, rec_inputs, rec_outputs, api_visibility="private")
-        feedback_inputs = [pick, strategy, n, show_players, session, mood_state, tracks_state, catalog]
+        feedback_inputs = [pick, strategy, n, show_players, session, mood_state, tracks_state, catalog, entry]
         like.click(lambda *a: feedback("like", *a), feedback_inputs, rec_outputs, api_name="like")
         skip.click(lambda *a: feedback("skip", *a), feedback_inputs, rec_outputs, api_name="skip")
-        save.click(save_profile, [session], saved, api_visibility="private")
+        teach.click(correct, [feel, mood_state, calibration, entry], [calibration, taught], api_name="correct")
+        save.click(save_profile, [session, calibration], saved, api_visibility="private")
+        demo.load(load_profile, None, [session, calibration, saved], api_visibility="private")
+        week_outputs = [journal_on, keep_words, week_plot, week_calendar, journal_note]
+        for trigger in (week_tab.select, refresh.click):
+            trigger(open_week, None, week_outputs, api_visibility="private")
+        for box in (journal_on, keep_words):
+            box.input(set_journal, [journal_on, keep_words], journal_note, api_visibility="private")
+        export.click(export_journal, None, journal_note, api_visibility="private")
+        delete.click(delete_journal, None, [journal_on, week_plot, week_calendar, journal_note],
+                     api_visibility="private")
         cam.stream(live_face, [cam, smoother], [live_label, live_note, smoother], stream_every=0.5, time_limit=600,
                    api_visibility="private", concurrency_limit=1)
     return demo

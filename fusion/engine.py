@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
@@ -10,12 +11,14 @@ from typing import Any, Callable, Mapping, TypeVar
 import numpy as np
 
 from multimodal import FaceEncoder, TextEncoder, VoiceEncoder
+from multimodal.face import FACE_MODES
 from multimodal.reading import ModalityReading, Status
 from multimodal.runtime import set_math_threads
 from recommend import Catalog, Session, Track, load_catalog, recommend_tracks
 
 from .late import LateFusion
 from .mood import MoodReading
+from .profile import Profile
 
 T = TypeVar("T")
 
@@ -112,17 +115,21 @@ class MoodEngine:
         return self._catalog
 
     def read(self, image: Any = None, audio: Any = None, text: Any = None, *,
-             detect_face: bool = True) -> dict[str, ModalityReading]:
+             detect_face: bool = True, faces: str = "largest") -> dict[str, ModalityReading]:
         """Each signal's reading (missing signals get status ``missing``)."""
-        return self._submit(self._read, image, audio, text, detect_face=detect_face)
+        if faces not in FACE_MODES:
+            raise ValueError(f"faces={faces!r}: choose one of {', '.join(FACE_MODES)}")
+        return self._submit(self._read, image, audio, text, detect_face=detect_face, faces=faces)
 
-    def _read(self, image: Any, audio: Any, text: Any, *, detect_face: bool) -> dict[str, ModalityReading]:
+    def _read(self, image: Any, audio: Any, text: Any, *, detect_face: bool,
+              faces: str) -> dict[str, ModalityReading]:
         voice = self.voice.predict(audio)
         transcript = voice.extras.get("transcript", "")
         heard = transcript if voice.ok and transcript.strip() else None
         # typed and spoken words in one batch of the same text model; the transcript is a separate signal in fusion
         typed, said = self.text.predict_batch([text, heard]) if heard else (self.text.predict(text), None)
-        readings = {"face": self.face.predict(image, detect_face=detect_face), "voice": voice, "text": typed}
+        readings = {"face": self.face.predict(image, detect_face=detect_face, faces=faces), "voice": voice,
+                    "text": typed}
         if said is not None:
             said.modality = "speech_text"
             readings["speech_text"] = said
@@ -132,9 +139,22 @@ class MoodEngine:
         return readings
 
     def analyze(self, image: Any = None, audio: Any = None, text: Any = None, *,
-                detect_face: bool = True) -> MoodReading:
-        """Read every given signal and fuse them into one mood. Never raises on bad input."""
-        return self.fusion.fuse(self.read(image, audio, text, detect_face=detect_face))
+                detect_face: bool = True, faces: str = "largest", profile: Profile | None = None) -> MoodReading:
+        """Read every given signal and fuse them into one mood. Never raises on bad input.
+
+        ``faces="all"`` reads every face in the image and lets the group's mood (the faces' distributions
+        weighted by box area × confidence) stand for the face signal; ``mood.faces`` lists each face.
+        ``profile``: a user's :class:`Profile`; its calibration (learned from :meth:`correct`) adjusts the readings.
+        """
+        readings = self.read(image, audio, text, detect_face=detect_face, faces=faces)
+        return self.fusion.fuse(readings, calibration=profile.calibration if profile else None)
+
+    def correct(self, mood: MoodReading, emotion: str, profile: Profile | None = None) -> Profile:
+        """The user says ``mood`` was really ``emotion``: their profile with the correction learned (a new
+        profile; nothing is stored unless it is saved). :class:`CalibrationError` for an unknown emotion or a
+        mood that used no signal."""
+        profile = profile or Profile()
+        return replace(profile, calibration=profile.calibration.corrected(mood.readings, mood.weights, emotion))
 
     def recommend(self, mood: MoodReading, n: int = 10, strategy: str = "match",
                   catalog: Catalog | None = None, session: Session | None = None, **kw: Any) -> list[Track]:

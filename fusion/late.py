@@ -30,6 +30,7 @@ from scipy.spatial.distance import jensenshannon
 from multimodal.labels import EMOTIONS
 from multimodal.reading import ModalityReading, entropy_confidence
 
+from .calibration import Calibration
 from .mood import MoodReading
 
 METHODS = ("linear", "poe")
@@ -172,8 +173,14 @@ class LateFusion:
         self.neutral_discount = {**DEFAULT_NEUTRAL_DISCOUNT, **(neutral_discount or {})}
         self.classes_ = np.array(EMOTIONS)
 
-    def fuse(self, readings: Mapping[str, ModalityReading] | Sequence[ModalityReading]) -> MoodReading:
-        return fuse(readings, method=self.method, priors=self.priors_, neutral_discount=self.neutral_discount,
+    def fuse(self, readings: Mapping[str, ModalityReading] | Sequence[ModalityReading],
+             calibration: Calibration | None = None) -> MoodReading:
+        """One mood from the readings; with a user's ``calibration``, its biases and weight factors first."""
+        priors = self.priors_
+        if calibration:
+            readings, factors = calibration.apply(_as_dict(readings))
+            priors = {m: priors.get(m, 0.5) * factors.get(m, 1.0) for m in {*priors, *factors}}
+        return fuse(readings, method=self.method, priors=priors, neutral_discount=self.neutral_discount,
                     va_factors=self.va_factors)
 
     @property

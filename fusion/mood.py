@@ -42,6 +42,12 @@ class MoodReading:
     def vector(self) -> np.ndarray:
         return np.array([self.probabilities.get(e, 0.0) for e in EMOTIONS])
 
+    @property
+    def faces(self) -> list[dict[str, Any]]:
+        """Each face read in group mode (``faces="all"``): box, top emotion, probabilities, weight; else empty."""
+        face = self.readings.get("face")
+        return list(face.extras.get("faces", [])) if face is not None and face.ok else []
+
     def ranked(self) -> list[tuple[str, float]]:
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])
 
@@ -58,6 +64,7 @@ class MoodReading:
             "probabilities": self.probabilities, "confidence": self.confidence, "valence": self.valence,
             "arousal": self.arousal, "weights": self.weights, "agreement": self.agreement, "method": self.method,
             "readings": {k: r.to_dict() for k, r in self.readings.items()}, "extras": self.extras,
+            "faces": self.faces,
         }
 
     @classmethod

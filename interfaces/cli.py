@@ -17,6 +17,8 @@ catalog_app = typer.Typer(no_args_is_help=True, help="Inspect and import music c
 app.add_typer(catalog_app, name="catalog")
 library_app = typer.Typer(no_args_is_help=True, help="Use your own music files as a catalog.")
 app.add_typer(library_app, name="library")
+journal_app = typer.Typer(help="Your mood journal (off until you turn it on; kept only on this computer).")
+app.add_typer(journal_app, name="journal")
 console = Console()
 err = Console(stderr=True)
 
@@ -49,6 +51,17 @@ def mood_table(mood) -> Table:
     return table
 
 
+def faces_table(mood) -> Table:
+    table = Table(title=f"Faces ({len(mood.faces)}; the group's mood is the face signal)", title_justify="left")
+    for col in ("#", "box (x, y, w, h)", "top emotion", "weight in the group"):
+        table.add_column(col)
+    for i, f in enumerate(mood.faces, 1):
+        top = f["top_emotion"]
+        table.add_row(str(i), ", ".join(map(str, f["box"] or [])) or "whole image",
+                      f"{top} {f['probabilities'][top]:.0%}", f"{f['weight']:.2f}")
+    return table
+
+
 def tracks_table(tracks, strategy: str) -> Table:
     table = Table(title=f"Recommendations ({strategy})", title_justify="left")
     for col in ("#", "track", "artist", "genre", "why"):
@@ -69,6 +82,12 @@ def analyze(
     fusion_method: str = typer.Option("linear", "--fusion", help="linear or poe (product of experts)."),
     spotify: str = typer.Option("off", "--spotify", help="off, enrich (links/art for catalog tracks) or search "
                                 "(playable tracks from Spotify search); needs SPOTIPY_CLIENT_ID/SECRET."),
+    faces: str = typer.Option("largest", "--faces", help="largest (the largest face) or all (every face in the "
+                              "image; their group mood is the face signal)."),
+    profile_file: Optional[Path] = typer.Option(None, "--profile", help="Your profile file (JSON): its likes, skips "
+                                                "and calibration are used; created or updated only with --feel."),
+    feel: Optional[str] = typer.Option(None, "--feel", help="What you really feel (one of the seven emotions): "
+                                       "learned into --profile, so the next readings fit you better."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object for machines."),
 ) -> None:
     """Fuse the given signals into one mood and recommend music for it."""
@@ -76,6 +95,9 @@ def analyze(
 
     from fusion.engine import MoodEngine
     from fusion.late import METHODS
+    from fusion.profile import Profile
+    from multimodal.face import FACE_MODES
+    from multimodal.labels import EMOTIONS
 
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"choose one of {', '.join(STRATEGIES)}", param_hint="--strategy")
@@ -83,19 +105,29 @@ def analyze(
         raise typer.BadParameter(f"choose one of {', '.join(METHODS)}", param_hint="--fusion")
     if spotify not in ("off", "enrich", "search"):
         raise typer.BadParameter("choose one of off, enrich, search", param_hint="--spotify")
+    if faces not in FACE_MODES:
+        raise typer.BadParameter(f"choose one of {', '.join(FACE_MODES)}", param_hint="--faces")
+    if feel is not None and feel not in EMOTIONS:
+        raise typer.BadParameter(f"choose one of {', '.join(EMOTIONS)}", param_hint="--feel")
+    if feel is not None and profile_file is None:
+        raise typer.BadParameter("--feel needs --profile FILE: the file where what you teach moodtune is kept")
     if text is None and image is None and audio is None:
         raise typer.BadParameter("give at least one of --text, --image, --audio")
+    from interfaces.journal import Journal
     from multimodal.errors import MoodtuneError
 
     try:
         cat = _load_catalog(catalog)
+        profile = Profile.load(profile_file, missing_ok=True) if profile_file else None
     except MoodtuneError as exc:
-        err.print(f"[red]catalog:[/red] {exc}")
+        err.print(f"[red]{'catalog' if profile_file is None else 'catalog or profile'}:[/red] {exc}")
         raise typer.Exit(2) from exc
     engine = MoodEngine(catalog=cat, fusion=fusion_method)
     with console.status("reading your mood…", spinner="dots") if not as_json else nullcontext():
-        mood = engine.analyze(image=str(image) if image else None, audio=str(audio) if audio else None, text=text)
-        tracks = engine.recommend(mood, n=n, strategy=strategy) if mood.ok else []
+        mood = engine.analyze(image=str(image) if image else None, audio=str(audio) if audio else None, text=text,
+                              faces=faces, profile=profile)
+        tracks = engine.recommend(mood, n=n, strategy=strategy,
+                                  session=profile.session if profile else None) if mood.ok else []
         note = ""
         if tracks and spotify != "off":
             from recommend import target_from_va
@@ -103,15 +135,32 @@ def analyze(
 
             tracks, note = with_spotify(tracks, target_from_va(mood.valence, mood.arousal), SpotifyClient(),
                                         source="spotify" if spotify == "search" else "catalog", n=n)
+    learned: list[str] = []
+    try:
+        with Journal() as journal:
+            entry = journal.record_analysis(mood, strategy, words=text)
+            if feel is not None and mood.ok:
+                journal.record_correction(entry, feel)
+        if feel is not None and profile is not None and mood.ok:
+            profile = engine.correct(mood, feel, profile)
+            profile.save(profile_file)
+            learned = profile.calibration.explain()
+    except MoodtuneError as exc:
+        err.print(f"[red]not saved:[/red] {exc}")
+        raise typer.Exit(2) from exc
     if as_json:
-        print(json.dumps({"mood": mood.to_dict(), "tracks": [t.to_dict() for t in tracks], "spotify": note},
-                         indent=1, default=str))
+        print(json.dumps({"mood": mood.to_dict(), "tracks": [t.to_dict() for t in tracks], "spotify": note,
+                          "learned": learned}, indent=1, default=str))
     else:
         console.print(mood_table(mood))
+        if mood.faces:
+            console.print(faces_table(mood))
         if tracks:
             console.print(tracks_table(tracks, strategy))
         if note:
             console.print(f"spotify: {note}")
+        if feel is not None:
+            console.print(f"learned into {profile_file}: " + ("; ".join(learned) if learned else "nothing (no signal)"))
     if not mood.ok:
         raise typer.Exit(1)
 
@@ -164,6 +213,70 @@ def library_scan(folder: Path = typer.Argument(..., exists=True, file_okay=False
     console.print(f"{len(cat):,} tracks scanned (features are estimates) → use them with --catalog {name}")
     for f in failed:
         err.print(f"[yellow]skipped[/yellow] {f}")
+
+
+@journal_app.callback(invoke_without_command=True)
+def journal_week(ctx: typer.Context, days: int = typer.Option(7, "--days", min=1, max=366,
+                                                                help="How many days to show.")) -> None:
+    """Your last days, one row per day (the default command)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from interfaces.journal import Journal
+
+    with Journal() as journal:
+        if not journal.path.exists():
+            console.print("The journal is off and empty. Turn it on with: moodtune journal on [--keep-words]")
+            return
+        week = journal.days(days)
+        state = "on" + (", keeping your words" if journal.keep_words else "") if journal.enabled else "off"
+    table = Table(title=f"Your last {days} days (journal {state}; {journal.path})", title_justify="left")
+    for col in ("day", "moods", "mostly", "valence", "arousal", "likes", "skips", "corrections"):
+        table.add_column(col, justify="left" if col in ("day", "mostly") else "right")
+    for day, r in week.iterrows():
+        seen = r["analyses"] > 0
+        table.add_row(day.strftime("%a %d %b"), str(r["analyses"]), r["emotion"] if seen else "-",
+                      f"{r['valence']:+.2f}" if seen else "-", f"{r['arousal']:+.2f}" if seen else "-",
+                      str(r["likes"]), str(r["skips"]), str(r["corrections"]))
+    console.print(table)
+
+
+@journal_app.command("on")
+def journal_on(keep_words: bool = typer.Option(False, "--keep-words", help="Also keep what you type.")) -> None:
+    """Start keeping a journal of your moods on this computer."""
+    from interfaces.journal import Journal
+
+    with Journal() as journal:
+        journal.turn_on(keep_words=keep_words)
+    console.print(f"journal on ({'with' if keep_words else 'without'} your words): {journal.path}")
+
+
+@journal_app.command("off")
+def journal_off() -> None:
+    """Stop keeping the journal (what is in it stays until `moodtune journal delete`)."""
+    from interfaces.journal import Journal
+
+    with Journal() as journal:
+        journal.turn_off()
+    console.print("journal off")
+
+
+@journal_app.command("export")
+def journal_export(file: Path = typer.Argument(..., dir_okay=False, help="The CSV file to write.")) -> None:
+    """Every entry of the journal as CSV."""
+    from interfaces.journal import Journal
+
+    with Journal() as journal:
+        console.print(f"{len(journal.events()):,} entries → {journal.export_csv(file)}")
+
+
+@journal_app.command("delete")
+def journal_delete(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Delete the whole journal, now (it is also turned off)."""
+    from interfaces.journal import Journal
+
+    if not yes:
+        typer.confirm("Delete your whole mood journal?", abort=True)
+    console.print("journal deleted" if Journal().delete() else "there was no journal")
 
 
 @app.command()

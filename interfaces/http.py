@@ -52,6 +52,8 @@ class AnalyzeJSON(BaseModel):
     strategy: Literal["match", "uplift"] = "match"
     session: SessionData | None = None
     catalog: str | None = None
+    faces: Literal["largest", "all"] = "largest"
+    calibration: dict[str, Any] | None = Field(None, description="the user's calibration from /v1/correct")
 
 
 class AnalyzeResponse(BaseModel):
@@ -86,6 +88,18 @@ class FeedbackResponse(BaseModel):
     session: SessionData
 
 
+class CorrectRequest(BaseModel):
+    mood: dict[str, Any] = Field(description="the mood from /v1/analyze the user corrects")
+    emotion: Literal["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    calibration: dict[str, Any] | None = Field(None, description="the user's calibration so far (from an earlier "
+                                                                 "/v1/correct); the client keeps it, like the session")
+
+
+class CorrectResponse(BaseModel):
+    calibration: dict[str, Any]
+    learned: list[str]
+
+
 def _keep_uploads_in_memory() -> None:
     """Starlette spools a multipart file over 1 MB to a temp file on disk; moodtune keeps uploads in memory."""
     from starlette.formparsers import MultiPartParser
@@ -102,7 +116,7 @@ def _public(track: Any) -> dict[str, Any]:
 
 def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QUEUE) -> FastAPI:
     """The API around ``engine`` (default: a new ``MoodEngine(workers=2, threads=1)``, warmed at startup)."""
-    from fusion import MoodEngine, MoodReading
+    from fusion import Calibration, MoodEngine, MoodReading, Profile
     from multimodal.errors import MoodtuneError
     from recommend import Session, Track, load_catalog, user_catalogs
 
@@ -146,10 +160,18 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
     def session_of(data: SessionData | None) -> Any:
         return Session.from_dict(data.model_dump()) if data else Session()
 
-    def analyze_and_rank(image: bytes | None, audio: bytes | None, text: str | None, n: int, strategy: str,
-                         session: Any, catalog: Any) -> dict[str, Any]:
+    def mood_of(data: dict[str, Any]) -> Any:
+        try:
+            return MoodReading.from_dict(data)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise HTTPException(422, f"not a mood from /v1/analyze: {exc}") from exc
+
+    def analyze_and_rank(image: bytes | None, audio: bytes | None, fields: AnalyzeJSON) -> dict[str, Any]:
         eng = state["engine"]
-        mood = eng.analyze(image=image, audio=audio, text=text)
+        session = session_of(fields.session)
+        profile = Profile(session, Calibration.from_dict(fields.calibration)) if fields.calibration else None
+        n, strategy, catalog = fields.n, fields.strategy, catalog_of(fields.catalog)
+        mood = eng.analyze(image=image, audio=audio, text=fields.text, faces=fields.faces, profile=profile)
         tracks = eng.recommend(mood, n=n, strategy=strategy, session=session, catalog=catalog) if mood.ok else []
         return {"mood": mood.to_dict(), "tracks": [_public(t) for t in tracks], "session": session.to_dict()}
 
@@ -170,7 +192,7 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
                 audio = base64.b64decode(body.audio_b64, validate=True) if body.audio_b64 else None
             except (ValueError, binascii.Error) as exc:
                 raise HTTPException(422, f"malformed request: {exc}") from exc
-            text, n, strategy, session, catalog = body.text, body.n, body.strategy, body.session, body.catalog
+            fields = body
         else:
             # parts stay in memory up to the body limit (_keep_uploads_in_memory)
             form = await request.form(max_files=2, max_fields=10, max_part_size=MAX_BODY_BYTES)
@@ -179,20 +201,18 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
                 audio = await form["audio"].read() if hasattr(form.get("audio"), "read") else None
                 fields = AnalyzeJSON(text=form.get("text") or None, n=int(form.get("n", 10)),
                                      strategy=form.get("strategy", "match"), catalog=form.get("catalog") or None,
-                                     session=json.loads(form["session"]) if form.get("session") else None)
+                                     session=json.loads(form["session"]) if form.get("session") else None,
+                                     faces=form.get("faces", "largest"),
+                                     calibration=json.loads(form["calibration"]) if form.get("calibration") else None)
             except (ValueError, TypeError) as exc:
                 raise HTTPException(422, f"malformed request: {exc}") from exc
             finally:
                 await form.close()
-            text, n, strategy, session, catalog = fields.text, fields.n, fields.strategy, fields.session, fields.catalog
-        return await run(analyze_and_rank, image, audio, text, n, strategy, session_of(session), catalog_of(catalog))
+        return await run(analyze_and_rank, image, audio, fields)
 
     @app.post("/v1/recommend", response_model=RecommendResponse, dependencies=[Depends(guard)])
     async def recommend(body: RecommendRequest) -> dict[str, Any]:
-        try:
-            mood = MoodReading.from_dict(body.mood)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise HTTPException(422, f"not a mood from /v1/analyze: {exc}") from exc
+        mood = mood_of(body.mood)
         session = session_of(body.session)
         tracks = await run(state["engine"].recommend, mood, n=body.n, strategy=body.strategy, session=session,
                            catalog=catalog_of(body.catalog))
@@ -209,6 +229,14 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
             raise HTTPException(422, f"the mood needs valence and arousal: {exc}") from exc
         new = session.like(track, mood) if body.kind == "like" else session.skip(track, mood)
         return {"session": new.to_dict()}
+
+    @app.post("/v1/correct", response_model=CorrectResponse, dependencies=[Depends(guard)])
+    async def correct(body: CorrectRequest) -> dict[str, Any]:
+        """The user says the mood was really ``emotion``: their calibration with it learned (nothing is kept here)."""
+        mood = mood_of(body.mood)
+        calibration = Calibration.from_dict(body.calibration) if body.calibration else Calibration()
+        profile = await run(state["engine"].correct, mood, body.emotion, Profile(calibration=calibration))
+        return {"calibration": profile.calibration.to_dict(), "learned": profile.calibration.explain()}
 
     @app.exception_handler(MoodtuneError)
     async def moodtune_error(_: Request, exc: MoodtuneError) -> JSONResponse:

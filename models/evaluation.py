@@ -280,6 +280,57 @@ def fusion_study(tr: Triplets, off_topic: ModalityReading) -> dict[str, Any]:
     return result
 
 
+SAD_TILTS = (6.0, 20.0, 100.0)  # the biased users' faces: each reading's "sad" multiplied by this, renormalised
+
+
+def sadder_face(readings: dict[str, ModalityReading], tilt: float) -> dict[str, ModalityReading]:
+    """The same readings with a face that reads sadder than the person feels (a shifted FER stream)."""
+    face = readings["face"]
+    p = face.vector * np.where(np.array(EMOTIONS) == "sad", tilt, 1.0)
+    return {**readings, "face": ModalityReading.from_probs("face", p / p.sum(), quality=face.quality)}
+
+
+def corrections_study(tr: Triplets, users: int = 40, corrections: int = 10, horizon: int = 100,
+                      seed: int = 0) -> dict[str, Any]:
+    """Simulated users, each a stream of held-out triplets of their own: an unbiased user and users whose face
+    reads sadder than they feel (by each of :data:`SAD_TILTS`). Each user corrects the first analyses that were wrong (the mood they saw, made
+    with the corrections so far) until ``corrections`` are made; the next ``horizon`` analyses are then scored
+    with and without the learned calibration. Returns the fused accuracy before/after, averaged over users."""
+    from fusion.calibration import Calibration
+    from fusion.late import LateFusion
+
+    fusion = LateFusion()
+    half = len(tr.labels) // 2
+    pool = np.arange(half, len(tr.labels))  # the half the fusion study tests on
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {"users": users, "corrections": corrections, "horizon": horizon,
+                           "protocol": "each user corrects only the analyses that were wrong, in order"}
+    kinds: dict[str, Any] = {"unbiased user": lambda r: r}
+    kinds.update({f"face reads sadder (sad x{t:g})": (lambda r, t=t: sadder_face(r, t)) for t in SAD_TILTS})
+    for kind, transform in kinds.items():
+        before, after, made = [], [], []
+        for _ in tqdm(range(users), desc=f"corrections: {kind}"):
+            order = rng.permutation(pool)
+            stream = [(transform(tr.readings[i]), EMOTIONS[tr.labels[i]]) for i in order]
+            cal, used = Calibration(), 0
+            for readings, truth in stream:
+                if len(cal.corrections) == corrections:
+                    break
+                used += 1
+                mood = fusion.fuse(readings, calibration=cal)
+                if mood.top_emotion != truth:
+                    cal = cal.corrected(mood.readings, mood.weights, truth)
+            test = stream[used:used + horizon]
+            before.append(np.mean([fusion.fuse(r).top_emotion == t for r, t in test]))
+            after.append(np.mean([fusion.fuse(r, calibration=cal).top_emotion == t for r, t in test]))
+            made.append(len(cal.corrections))
+        out[kind] = {"accuracy_without": float(np.mean(before)), "accuracy_with": float(np.mean(after)),
+                     "gain_points": float(100 * (np.mean(after) - np.mean(before))),
+                     "worst_user_gain_points": float(100 * np.min(np.subtract(after, before))),
+                     "corrections_made": float(np.mean(made))}
+    return out
+
+
 VA_FACTOR_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
@@ -386,6 +437,7 @@ def run(data: Path, out: Path | None = None) -> dict[str, Any]:
     off_topic = TextEncoder().predict("The quarterly report is due on the third floor printer by 4 pm.")
     triplets = build_triplets(face_probs, face_gold, voice_oof, text_held)
     fusion = fusion_study(triplets, off_topic)
+    fusion["corrections"] = corrections_study(triplets)
     report = {"face": face_rep, "voice": voice_rep, "text": text_rep, "fusion": fusion}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from .base import Encoder, InputError, guard
 from .face_detection import FaceBox, FaceDetector, check_detector, make_detector, square_crop
 from .heads import softmax
 from .image_io import downscale, to_rgb
-from .labels import FER2013, LabelMap, label_map_for
+from .labels import EMOTIONS, FER2013, LabelMap, label_map_for
 from .reading import ModalityReading, Status
 from .runtime import onnx_session
 
@@ -27,6 +27,7 @@ FACE_ONNX = FACE_WEIGHTS.with_suffix(".onnx")  # the same net for inference (mod
 MIN_IMAGE_SIDE = 24
 CROP_MAX_SIDE = 96  # a near-square image up to this size with no face detected is read as a face crop
 DETECT_SIDE = 320  # face detection runs on a copy at most this large
+FACE_MODES = ("largest", "all")  # which faces a reading reads
 
 
 @dataclass
@@ -46,15 +47,18 @@ def face_quality(box: FaceBox, image_shape: tuple[int, ...]) -> float:
     return round(size_q * (0.5 + 0.5 * score_q) * profile_q, 3)
 
 
-def prepare_face(image: Any, detector: FaceDetector, detect_face: bool = True) -> FaceCrop | ModalityReading:
+def prepare_faces(image: Any, detector: FaceDetector | None, detect_face: bool = True,
+                  all_faces: bool = False) -> list[FaceCrop] | ModalityReading:
+    """The face crops of an image, largest first (only the largest unless ``all_faces``), or a failed reading
+    that says why there are none."""
     import cv2
 
     rgb = to_rgb(image)
     h, w = rgb.shape[:2]
-    if not detect_face:
+    if not detect_face or detector is None:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         crop = cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA if min(h, w) > 48 else cv2.INTER_LINEAR)
-        return FaceCrop(crop, rgb, None, 1.0, [])
+        return [FaceCrop(crop, rgb, None, 1.0, [])]
     if min(h, w) < MIN_IMAGE_SIDE:
         return ModalityReading.failed("face", Status.NO_FACE,
                                       f"the image is too small ({w}×{h} pixels) to find a face in")
@@ -65,24 +69,64 @@ def prepare_face(image: Any, detector: FaceDetector, detect_face: bool = True) -
     if cv2.meanStdDev(det_grey)[1].item() < 2.0:  # (numpy's std of a 640×480 frame costs 2 ms)
         return ModalityReading.failed("face", Status.NO_FACE, "the image is blank (one flat colour): no face found")
     faces = [FaceBox(*(int(round(v / det_scale)) for v in f.as_tuple()), score=f.score, detector=f.detector)
-             for f in detector.detect(det_grey)]
+             for f in detector.detect(det_grey, all_faces=all_faces)]
     if not faces and max(h, w) <= CROP_MAX_SIDE and 0.75 <= w / h <= 1.33:
         # A small square image with no face found in it is most likely a face crop already (FER2013 is 48×48,
         # too small for the detector's windows): read it whole, and say so.
         crop = cv2.resize(grey, (48, 48), interpolation=cv2.INTER_AREA if min(h, w) > 48 else cv2.INTER_LINEAR)
-        return FaceCrop(crop, rgb, None, 0.7, [f"no face detected in this small {w}×{h} image: read whole, as a face crop"])
+        return [FaceCrop(crop, rgb, None, 0.7, [f"no face detected in this small {w}×{h} image: read whole, as a face crop"])]
     if not faces:
         return ModalityReading.failed("face", Status.NO_FACE,
                                       "no face found: face the camera in good light, or crop the photo to the face")
-    box = faces[0]
-    notes = [f"{len(faces)} faces found; reading the largest"] if len(faces) > 1 else []
+    notes = [f"{len(faces)} faces found; reading the largest"] if len(faces) > 1 and not all_faces else []
     if scale < 1:
         notes.append(f"image downscaled from {w}×{h} for detection")
-    crop = square_crop(grey, box)
-    x0, y0 = max(box.x, 0), max(box.y, 0)
-    rgb_crop = small[y0:y0 + box.h, x0:x0 + box.w]
-    full_box = FaceBox(*(int(round(v / scale)) for v in box.as_tuple()), score=box.score, detector=box.detector)
-    return FaceCrop(crop, rgb_crop, full_box, face_quality(box, grey.shape), notes)
+    crops = []
+    for box in faces if all_faces else faces[:1]:
+        x0, y0 = max(box.x, 0), max(box.y, 0)
+        full_box = FaceBox(*(int(round(v / scale)) for v in box.as_tuple()), score=box.score, detector=box.detector)
+        crops.append(FaceCrop(square_crop(grey, box), small[y0:y0 + box.h, x0:x0 + box.w], full_box,
+                              face_quality(box, grey.shape), notes))
+    return crops
+
+
+def prepare_face(image: Any, detector: FaceDetector | None, detect_face: bool = True) -> FaceCrop | ModalityReading:
+    """The largest face's crop, or a failed reading that says why there is none."""
+    crops = prepare_faces(image, detector, detect_face)
+    return crops if isinstance(crops, ModalityReading) else crops[0]
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face of a frame: its box (x, y, w, h) in the input image and its reading."""
+
+    box: tuple[int, int, int, int] | None
+    reading: ModalityReading
+
+
+def group_reading(results: list[FaceResult], message: str = "") -> ModalityReading:
+    """The group's mood as one face reading: the faces' distributions averaged with weights box area ×
+    confidence; ``extras["faces"]`` lists each face and ``extras["spread"]`` how far they are from the group
+    (the weighted mean Jensen–Shannon divergence, base 2: 0 when all faces read the same, 1 at most)."""
+    from scipy.spatial.distance import jensenshannon
+
+    probs = np.stack([r.reading.vector for r in results])
+    area = np.array([(r.box[2] * r.box[3]) if r.box else 1.0 for r in results], dtype=np.float64)
+    weights = area * np.array([r.reading.confidence for r in results])
+    weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(results), 1 / len(results))
+    group = weights @ probs
+    spread = float(sum(w * jensenshannon(p, group, base=2) ** 2 for w, p in zip(weights, probs)))
+    first = results[0].reading
+    faces = [{"box": list(r.box) if r.box else None, "top_emotion": r.reading.top_emotion,
+              "probabilities": r.reading.probabilities, "confidence": r.reading.confidence,
+              "quality": r.reading.quality, "weight": round(float(w), 4)} for r, w in zip(results, weights)]
+    tops = [r.reading.top_emotion for r in results]
+    counts = ", ".join(f"{tops.count(e)} {e}" for e in dict.fromkeys(tops))
+    note = f"{len(results)} face{'s' if len(results) > 1 else ''} ({counts}); the group's mood, spread {spread:.2f}"
+    return ModalityReading.from_probs("face", group, coverage=first.coverage_mask,
+                                      quality=float(weights @ [r.reading.quality for r in results]),
+                                      message="; ".join(m for m in (note, message) if m), model=first.model,
+                                      extras={"faces": faces, "spread": round(spread, 4)})
 
 
 class FaceBackend:
@@ -174,24 +218,50 @@ class FaceEncoder(Encoder[FaceBackend]):
     def _load_transformers(self, ref: str) -> FaceBackend:
         return HubFaceBackend(ref)
 
-    def _predict_many(self, xs: list[Any], detect_face: bool = True, **_: Any) -> list[ModalityReading]:
+    def predict_all(self, image: Any) -> list[FaceResult]:
+        """Every face in the image, largest first, each with its box and reading (empty when none is found)."""
+        reading = self.predict(image, faces="all")
+        if not reading.ok:
+            return []
+        return [FaceResult(tuple(f["box"]) if f["box"] else None,
+                           ModalityReading.from_probs(self.modality, np.array([f["probabilities"][e] for e in EMOTIONS]),
+                                                      coverage=reading.coverage_mask, quality=f["quality"],
+                                                      model=reading.model, extras={"box": f["box"]},
+                                                      latency_ms=reading.latency_ms))
+                for f in reading.extras["faces"]]
+
+    def predict_batch(self, xs: Sequence[Any], **kwargs: Any) -> list[ModalityReading]:
+        """Read many images; ``faces="all"`` reads every face of each image as a group (``extras["faces"]``)."""
+        if kwargs.get("faces", "largest") not in FACE_MODES:  # a caller's mistake, not bad input: raise
+            raise ValueError(f"faces={kwargs['faces']!r}: choose one of {', '.join(FACE_MODES)}")
+        return super().predict_batch(xs, **kwargs)
+
+    def _predict_many(self, xs: list[Any], detect_face: bool = True, faces: str = "largest",
+                      **_: Any) -> list[ModalityReading]:
         try:
             detector = self.detector if detect_face else None
         except InputError as exc:
             return [ModalityReading.failed(self.modality, Status.UNSUPPORTED, str(exc)) for _ in xs]
-        prepared = [guard(self.modality, lambda x: prepare_face(x, detector, detect_face), x) for x in xs]
-        crops = [p for p in prepared if isinstance(p, FaceCrop)]
+        every = faces == "all"
+        prepared = [guard(self.modality, lambda x: prepare_faces(x, detector, detect_face, every), x) for x in xs]
+        crops = [c for p in prepared if not isinstance(p, ModalityReading) for c in p]
         backend = self.backend if crops else None
         probs = iter(backend.probabilities(crops)) if crops else iter(())
         out: list[ModalityReading] = []
         for p in prepared:
-            if not isinstance(p, FaceCrop):
+            if isinstance(p, ModalityReading):
                 out.append(p)
                 continue
-            extras: dict[str, Any] = {}
-            if p.box is not None:
-                extras = {"box": p.box.as_tuple(), "detector": p.box.detector, "detector_score": round(p.box.score, 3)}
-            out.append(ModalityReading.from_probs(self.modality, next(probs), coverage=backend.label_map.coverage,
-                                                  quality=p.quality, message="; ".join(p.notes), model=backend.name,
-                                                  extras=extras))
+            results = [FaceResult(c.box.as_tuple() if c.box else None, self._reading(c, next(probs), backend))
+                       for c in p]
+            out.append(group_reading(results, "; ".join(p[0].notes)) if every else results[0].reading)
         return out
+
+    def _reading(self, crop: FaceCrop, probs: np.ndarray, backend: FaceBackend) -> ModalityReading:
+        extras: dict[str, Any] = {}
+        if crop.box is not None:
+            extras = {"box": crop.box.as_tuple(), "detector": crop.box.detector,
+                      "detector_score": round(crop.box.score, 3)}
+        return ModalityReading.from_probs(self.modality, probs, coverage=backend.label_map.coverage,
+                                          quality=crop.quality, message="; ".join(crop.notes), model=backend.name,
+                                          extras=extras)

@@ -41,7 +41,10 @@ class FaceBox:
 class FaceDetector(Protocol):
     name: str
 
-    def detect(self, grey: np.ndarray) -> list[FaceBox]: ...
+    def detect(self, grey: np.ndarray, all_faces: bool = False) -> list[FaceBox]:
+        """Faces in a grey image, largest first; ``all_faces`` asks for every face, not only the large ones a
+        detector may stop at."""
+        ...
 
 
 @lru_cache(maxsize=None)
@@ -106,11 +109,12 @@ class HaarFaceDetector:
         found = found or self._scan(cascade_name, grey, side)
         return [FaceBox(int(x), int(y), int(w), int(h), float(s), label) for (x, y, w, h), s in found]
 
-    def detect(self, grey: np.ndarray) -> list[FaceBox]:
+    def detect(self, grey: np.ndarray, all_faces: bool = False) -> list[FaceBox]:
         import cv2
 
         eq = cv2.equalizeHist(grey)
-        faces = self._run("haarcascade_frontalface_default.xml", eq, "haar-frontal", large_first=True)
+        # the large-face scan stops at the faces near the camera; a group needs the full pass
+        faces = self._run("haarcascade_frontalface_default.xml", eq, "haar-frontal", large_first=not all_faces)
         if not faces:
             faces = self._run("haarcascade_profileface.xml", eq, "haar-profile")
             width = grey.shape[1]
@@ -168,7 +172,7 @@ class MediaPipeFaceDetector:
         self._detector = vision.FaceDetector.create_from_options(vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=model_path), min_detection_confidence=min_score))
 
-    def detect(self, grey: np.ndarray) -> list[FaceBox]:
+    def detect(self, grey: np.ndarray, all_faces: bool = False) -> list[FaceBox]:  # always every face
         rgb = np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
         result = self._detector.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
         boxes = [FaceBox(d.bounding_box.origin_x, d.bounding_box.origin_y, d.bounding_box.width,

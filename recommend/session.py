@@ -1,20 +1,17 @@
 """Listening-session feedback: likes and skips shift the targets of the next list.
 
-Nothing is written to disk unless you call :meth:`Session.save` (the demo and CLI only do that when the
-user asks for it).
+A session is data: nothing is written to disk here (``fusion.Profile.save`` writes a user's profile, session
+included, only where the user asks).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from multimodal.errors import MoodtuneError
-from multimodal.files import is_regular_file, write_atomic
 
 from .catalog import FEATURES, Track
 from .targets import Target, target_from_va
@@ -85,28 +82,6 @@ class Session:
 
     def apply(self, targets: list[Target]) -> list[Target]:
         return [t.shifted(self.offsets) for t in targets]
-
-    def save(self, path: str | Path) -> Path:
-        """Write the profile (offsets, liked and skipped ids) to a JSON file, only when asked (atomically)."""
-        path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(self.to_dict(), indent=1))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Session":
-        """A profile saved by :meth:`save`; :class:`ProfileError` says what is wrong with a file that is not one."""
-        path = Path(path).expanduser()
-        if not is_regular_file(path) or path.stat().st_size > MAX_PROFILE_BYTES:
-            raise ProfileError(f"{path} is not a profile file (missing, not a regular file, or too large)")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path} is not a valid moodtune profile ({exc})") from exc
-        try:
-            return cls.from_dict(data)
-        except ProfileError as exc:
-            raise ProfileError(f"{path} is not a valid moodtune profile: {exc}") from exc
 
 
 def _bounded(ids: tuple[str, ...]) -> tuple[str, ...]:

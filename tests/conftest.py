@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# everything moodtune writes during the tests (catalogs, journal, profiles) goes to a folder of this run
+os.environ["MOODTUNE_HOME"] = tempfile.mkdtemp(prefix="moodtune-test-home-")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from multimodal.datasets import default_data_dir  # noqa: E402

@@ -3,6 +3,7 @@
 import os
 import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import soundfile as sf
 
 import app_gradio
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+# where the browser tests put their screenshots: a temp folder, or MOODTUNE_SCREENSHOTS=docs to refresh the README's
+SCREENSHOTS = Path(os.environ.get("MOODTUNE_SCREENSHOTS") or tempfile.mkdtemp(prefix="moodtune-screenshots-"))
 
 
 def free_port() -> int:
@@ -23,7 +25,8 @@ def free_port() -> int:
 
 def test_analyze_handler_text_only():
     out = app_gradio.analyze(None, None, "I am furious with you", "match", 5, False, None)
-    label, bars, plane, status, transcript, table, players, pick, session, mood, tracks = out
+    label, bars, plane, status, transcript, table, players, pick, faces, entry, session, mood, tracks = out
+    assert faces == "" and entry is None  # no face given; the journal is off
     assert max(label, key=label.get) == "angry"
     assert len(table) == 5 and len(tracks) == 5 and "angry" in status
     assert set(bars["signal"].str.split(" ").str[0]) >= {"typed", "fused"}
@@ -148,8 +151,41 @@ def test_real_browser_types_a_mood_and_sees_results(running_app):
         label_text = page.locator("#mood-label").inner_text()
         assert "sad" in label_text.lower()
         assert "vs target" in page.locator("#tracks-table").inner_text()
-        DOCS.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS / "demo.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / "demo.png"), full_page=True)
+        browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_real_browser_shows_a_week_of_10000_journal_entries(running_app, tmp_path, monkeypatch):
+    import sqlite3
+    from datetime import datetime, timedelta, timezone
+
+    from interfaces.journal import Journal
+    from playwright.sync_api import sync_playwright
+
+    journal = Journal(tmp_path / "journal.sqlite3").turn_on()
+    now = datetime.now(timezone.utc)
+    rng = np.random.default_rng(0)
+    rows = [((now - timedelta(minutes=float(m))).isoformat(timespec="seconds"), "analysis", "happy", float(v), float(a))
+            for m, v, a in zip(rng.uniform(0, 6.9 * 24 * 60, 10_000), rng.uniform(-1, 1, 10_000), rng.uniform(-1, 1, 10_000))]
+    with sqlite3.connect(journal.path) as conn:
+        conn.executemany("INSERT INTO events (time, kind, emotion, valence, arousal) VALUES (?, ?, ?, ?, ?)", rows)
+    monkeypatch.setattr(app_gradio, "JOURNAL", journal)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1200})
+        page.goto(running_app, wait_until="domcontentloaded")
+        page.get_by_role("tab", name="My week").wait_for(timeout=60_000)
+        start = time.perf_counter()
+        page.get_by_role("tab", name="My week").click()
+        page.wait_for_function("document.querySelector('#week-calendar') && "
+                               "document.querySelector('#week-calendar').innerText.includes('happy')", timeout=30_000)
+        page.locator("#week-plot canvas, #week-plot svg").first.wait_for(timeout=30_000)
+        print(f"my week with 10,000 entries: tab click to plot and calendar in {time.perf_counter() - start:.2f} s")
+        assert "10,000 moods" in page.get_by_text("moods in the last 7 days").inner_text()
+        assert page.locator("#journal-on input").is_checked()  # the switch shows the journal as it is
+        page.screenshot(path=str(SCREENSHOTS / "my-week.png"), full_page=True)
         browser.close()
 
 
@@ -165,7 +201,7 @@ def test_profile_is_saved_only_on_request_and_only_in_moodtunes_folder(tmp_path,
     # the event takes no path from the client: there is nothing a caller can point elsewhere
     import inspect
 
-    assert list(inspect.signature(app_gradio.save_profile).parameters) == ["session"]
+    assert list(inspect.signature(app_gradio.save_profile).parameters) == ["session", "calibration"]
 
 
 def test_a_catalog_can_be_chosen(tmp_path):
@@ -215,3 +251,62 @@ def test_a_corrupt_upload_becomes_that_signals_status_and_the_text_still_counts(
     mood = out[-2]
     assert mood.ok and mood.top_emotion == "angry" and mood.readings["face"].status.value == "invalid"
     assert not (Path(app_gradio.__file__).parent / "app_gradio.pyi").exists()  # nothing written beside the code
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[2] / "shared" / "data").exists(), reason="needs ../shared/data")
+def test_every_face_of_an_upload_is_boxed_on_the_page_and_nothing_is_written(tmp_path):
+    import cv2
+
+    from multimodal.datasets import default_data_dir, load_fer2013
+
+    from .test_face import four_faces
+
+    frame, _ = four_faces(load_fer2013(default_data_dir(), "val")[0])
+    path = tmp_path / "group.png"
+    cv2.imwrite(str(path), frame)
+    out = app_gradio.analyze(str(path), None, None, "match", 5, False, None, app_gradio.EMBEDDED, True)
+    faces_view, mood = out[8], out[-2]
+    assert len(mood.faces) == 4 and "4 face(s)" in faces_view and "data:image/jpeg;base64," in faces_view
+    assert "4 faces" in out[3]  # the status names them
+    app_gradio.UPLOADS.sweep(force=True)
+    assert not path.exists()
+
+
+def test_a_correction_is_learned_into_the_page_and_saved_only_on_request(tmp_path, monkeypatch):
+    monkeypatch.setattr(app_gradio, "PROFILE_PATH", tmp_path / "profile.json")
+    out = app_gradio.analyze(None, None, "The meeting was moved to Thursday.", "match", 5, False, None)
+    mood = out[-2]
+    calibration = None
+    for _ in range(10):
+        calibration, note = app_gradio.correct("sad", mood, calibration, out[9])
+    assert len(calibration.corrections) == 10 and "learned" in note
+    again = app_gradio.analyze(None, None, "The meeting was moved to Thursday.", "match", 5, False, None,
+                               app_gradio.EMBEDDED, False, calibration)[-2]
+    assert again.probabilities["sad"] > mood.probabilities["sad"]
+    assert app_gradio.correct("sad", None, None, None)[1].startswith("Analyze first")
+    assert not (tmp_path / "profile.json").exists()
+    assert "Saved" in app_gradio.save_profile(None, calibration)
+    session, loaded, note = app_gradio.load_profile()
+    assert loaded == calibration and "Loaded" in note
+
+
+def test_the_journal_tab_records_only_when_on_and_deletes_everything(tmp_path, monkeypatch):
+    from interfaces.journal import Journal
+
+    monkeypatch.setattr(app_gradio, "JOURNAL", Journal(tmp_path / "journal.sqlite3"))
+    assert app_gradio.analyze(None, None, "I got the job!!", "match", 5, False, None)[9] is None
+    assert not (tmp_path / "journal.sqlite3").exists()
+    assert "Journal on" in app_gradio.set_journal(True, False)
+    out = app_gradio.analyze(None, None, "I got the job!!", "uplift", 5, False, None)
+    entry, session, mood, tracks = out[9], *out[-3:]
+    app_gradio.feedback("like", 0, "uplift", 5, False, session, mood, tracks, app_gradio.EMBEDDED, entry)
+    app_gradio.correct("surprise", mood, None, entry)
+    events = app_gradio.JOURNAL.events()
+    assert list(events["kind"]) == ["analysis", "like", "correction"] and events["words"].isna().all()
+    assert events["analysis_id"].iloc[1] == entry and events["strategy"].iloc[0] == "uplift"
+    series, calendar, note = app_gradio.week_view()
+    assert len(series) == 2 and set(series["dimension"]) == {"valence", "arousal"}
+    assert "happy" in calendar and "1 moods" in note
+    assert "Exported" in app_gradio.export_journal()
+    on, series, calendar, note = app_gradio.delete_journal()
+    assert not on and series.empty and note == "Journal deleted." and not (tmp_path / "journal.sqlite3").exists()

@@ -357,3 +357,48 @@ def test_a_tight_face_crop_is_read_without_asking_for_detect_face(face_encoder, 
     assert len(whole) >= 20  # the others have a face the detector finds inside the crop
     direct = face_encoder.predict_batch([images[i] for i in whole], detect_face=False)
     assert np.allclose([readings[i].vector for i in whole], [r.vector for r in direct])
+
+
+def four_faces(images) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """A 640×480 frame with four FER faces pasted at different sizes (each found alone at its size)."""
+    import cv2
+
+    frame = np.full((480, 640), 110, np.uint8)
+    spots = [(160, 30, 30), (130, 40, 400), (110, 290, 80), (90, 300, 450)]  # side, y, x
+    for i, (side, y, x) in zip([1, 5, 6, 8], spots):
+        frame[y:y + side, x:x + side] = cv2.resize(images[i], (side, side), interpolation=cv2.INTER_CUBIC)
+    return frame, spots
+
+
+@needs_data
+def test_every_face_of_a_group_is_found_read_and_pooled(face_encoder, fer_val):
+    from scipy.spatial.distance import jensenshannon
+
+    frame, spots = four_faces(fer_val[0])
+    faces = face_encoder.predict_all(frame)
+    assert len(faces) == 4
+    areas = [f.box[2] * f.box[3] for f in faces]
+    assert areas == sorted(areas, reverse=True)  # largest first
+    for f, (side, y, x) in zip(faces, spots):  # each box on its own face
+        bx, by, bw, bh = f.box
+        assert abs(bx + bw / 2 - (x + side / 2)) < side / 4 and abs(by + bh / 2 - (y + side / 2)) < side / 4
+        assert f.reading.ok and f.reading.top_emotion in EMOTIONS
+    weights = np.array([a * f.reading.confidence for a, f in zip(areas, faces)])
+    expected = (weights / weights.sum()) @ np.stack([f.reading.vector for f in faces])
+    group = face_encoder.predict(frame, faces="all")
+    np.testing.assert_allclose(group.vector, expected, atol=1e-9)
+    spread = sum(w * jensenshannon(f.reading.vector, expected, base=2) ** 2 for w, f in zip(weights / weights.sum(), faces))
+    assert group.extras["spread"] == pytest.approx(spread, abs=1e-4) and "4 faces" in group.message
+    assert face_encoder.predict(frame).extras["box"] == faces[0].box  # the default reads the largest
+
+
+@needs_data
+def test_group_mode_through_the_engine_lists_every_face(engine, fer_val):
+    frame, _ = four_faces(fer_val[0])
+    mood = engine.analyze(image=frame, faces="all")
+    assert mood.ok and len(mood.faces) == 4 and len(mood.to_dict()["faces"]) == 4
+    assert engine.analyze(image=frame).faces == []  # off by default
+    assert engine.analyze(image=np.zeros((480, 640, 3), np.uint8), faces="all").faces == []
+    assert engine.face.predict_all(b"not an image") == []
+    with pytest.raises(ValueError, match="choose one of largest, all"):
+        engine.analyze(image=frame, faces="everyone")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from fusion import Profile
 from multimodal.files import is_regular_file, moodtune_home, write_atomic
 from recommend import Catalog, CatalogError, ProfileError, Session
 from recommend import catalog as catalog_module
@@ -127,13 +128,21 @@ def test_a_corrupt_profile_is_a_clear_error(tmp_path, content):
     path = tmp_path / "profile.json"
     path.write_text(content, encoding="latin-1")
     with pytest.raises(ProfileError, match="profile"):
-        Session.load(path)
+        Profile.load(path)
 
 
 def test_profile_round_trip_is_bounded(tmp_path):
     s = Session(liked=tuple(f"t{i}" for i in range(5000)))
-    loaded = Session.load(s.save(tmp_path / "p.json"))
+    loaded = Profile.load(Profile(s).save(tmp_path / "p.json")).session
     assert len(loaded.liked) == 1000 and loaded.liked[-1] == "t4999"
+
+
+def test_a_profile_saved_before_corrections_existed_still_loads(tmp_path):
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(Session(offsets={"energy": 0.2}, liked=("a",)).to_dict()))
+    profile = Profile.load(path)
+    assert profile.session.liked == ("a",) and profile.session.offsets["energy"] == pytest.approx(0.2)
+    assert not profile.calibration
 
 
 def test_a_session_travels_as_data_and_recommending_does_not_change_it():

@@ -74,11 +74,30 @@ def test_analyze_json_recommend_and_feedback_round_trip_the_session(client):
     ({"json": {"image_b64": "not base64!!"}}, 422),
     ({"json": {"text": "hi", "session": {"offsets": {"energy": "x"}}}}, 422),
     ({"data": {"text": "hi", "session": "{not json"}}, 422),
+    ({"json": {"text": "hi", "faces": "everyone"}}, 422),
+    ({"json": {"text": "hi", "calibration": {"corrections": [{"emotion": "joy", "signals": {}}]}}}, 422),
+    ({"data": {"text": "hi", "calibration": "[1, 2]"}}, 422),
     ({"content": b"x" * 10, "headers": {"content-length": str(MAX_BODY_BYTES + 1),
                                          "content-type": "application/json"}}, 413),
 ])
 def test_malformed_requests_are_4xx_never_5xx(client, request_kw, status):
     assert client.post("/v1/analyze", **request_kw).status_code == status
+
+
+def test_corrections_travel_with_the_client_and_change_its_next_analyses(client):
+    text = {"text": "The meeting was moved to Thursday.", "n": 3}
+    first = client.post("/v1/analyze", json=text).json()
+    calibration = None
+    for _ in range(10):
+        r = client.post("/v1/correct", json={"mood": first["mood"], "emotion": "sad", "calibration": calibration})
+        assert r.status_code == 200, r.text
+        calibration = r.json()["calibration"]
+    assert len(calibration["corrections"]) == 10 and r.json()["learned"]
+    again = client.post("/v1/analyze", data={**text, "calibration": json.dumps(calibration)}).json()
+    assert again["mood"]["probabilities"]["sad"] > first["mood"]["probabilities"]["sad"]
+    assert client.post("/v1/analyze", json=text).json()["mood"]["probabilities"] == first["mood"]["probabilities"]
+    assert client.post("/v1/correct", json={"mood": first["mood"], "emotion": "joy"}).status_code == 422
+    assert client.post("/v1/correct", json={"mood": {"x": 1}, "emotion": "sad"}).status_code == 422
 
 
 def test_every_bad_input_of_the_suite_is_2xx_through_http(client):

@@ -80,9 +80,11 @@ def test_feedback_shifts_the_next_list(catalog):
 
 
 def test_session_is_saved_only_when_asked(tmp_path):
+    from fusion import Profile
+
     session = Session(offsets={"energy": 0.2})
-    path = session.save(tmp_path / "profile.json")
-    assert Session.load(path).offsets["energy"] == pytest.approx(0.2)
+    path = Profile(session).save(tmp_path / "profile.json")
+    assert Profile.load(path).session.offsets["energy"] == pytest.approx(0.2)
 
 
 def test_csv_import_of_other_schemas_skips_bad_rows(tmp_path):
