@@ -7,13 +7,17 @@ Binds 127.0.0.1, no share link, analytics off; uploads are read into memory and 
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Gradio writes uploads (and its converted copies) here: a private folder of this process, emptied by UPLOADS.
+# Gradio reads the setting when it is imported; the folder itself is made (owner only) when a demo is built, so
+# importing this module for its handlers leaves nothing behind.
 OWN_UPLOAD_DIR = "GRADIO_TEMP_DIR" not in os.environ
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="moodtune-uploads-"))
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(),
+                                                      f"moodtune-uploads-{os.getpid()}-{secrets.token_hex(8)}"))
 
 import html  # noqa: E402
 from typing import Any  # noqa: E402
@@ -24,6 +28,7 @@ import pandas as pd  # noqa: E402
 from fusion import Calibration, MoodEngine, MoodReading, Profile  # noqa: E402
 from interfaces.journal import Journal, JournalError, daily  # noqa: E402
 from interfaces.uploads import UploadJanitor  # noqa: E402
+from multimodal.errors import MoodtuneError  # noqa: E402
 from multimodal.files import moodtune_home  # noqa: E402
 from multimodal.labels import EMOTIONS  # noqa: E402
 from multimodal.live import EmaSmoother  # noqa: E402
@@ -44,11 +49,48 @@ _engine: MoodEngine | None = None
 JOURNAL = Journal()  # records only once the user turns it on (tab "My week")
 
 
-def get_engine() -> MoodEngine:
+BACKEND: str | None = None  # a moodtune service's URL (launch(backend=...)); None: the models run in this process
+
+
+def get_engine() -> Any:
+    """The engine in this process, or a :class:`interfaces.remote.RemoteEngine` for ``BACKEND``."""
     global _engine
     if _engine is None:
-        _engine = MoodEngine(workers=CONCURRENCY)  # models run on 2 fixed threads: memory stays flat
+        if BACKEND:
+            from interfaces.remote import RemoteEngine
+
+            _engine = RemoteEngine(BACKEND)
+        else:
+            _engine = MoodEngine(workers=CONCURRENCY)  # models run on 2 fixed threads: memory stays flat
     return _engine
+
+
+def catalog_for(name: str | None) -> Any:
+    """What ``recommend`` takes: a catalog loaded here, or its name for the service to load."""
+    return name if BACKEND else load_catalog(name)
+
+
+def catalog_names() -> list[str]:
+    if not BACKEND:
+        return user_catalogs()
+    try:
+        return get_engine().catalogs()
+    except MoodtuneError:
+        return [EMBEDDED]
+
+
+def backend_errors(handler: Any) -> Any:
+    """A handler whose service errors (no answer, an error status) show on the page as an error message."""
+    import functools
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kw: Any) -> Any:
+        try:
+            return handler(*args, **kw)
+        except MoodtuneError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    return wrapped
 
 
 def signal_bars(mood: MoodReading) -> pd.DataFrame:
@@ -152,7 +194,7 @@ def analyze(image: str | None, audio: str | None, text: str | None, strategy: st
                           faces="all" if every_face else "largest",
                           profile=Profile(session, calibration or Calibration()))
     tracks = engine.recommend(mood, n=int(n), strategy=strategy, session=session,
-                              catalog=load_catalog(catalog)) if mood.ok else []
+                              catalog=catalog_for(catalog)) if mood.ok else []
     entry = _journal(JOURNAL.record_analysis, mood, strategy, text)
     return (*_mood_outputs(mood, tracks, show_players, image_bytes), entry, session, mood, tracks)
 
@@ -174,7 +216,7 @@ def recommend(strategy: str, n: float, show_players: bool, session: Session | No
     if mood is None or not mood.ok:
         return (tracks_frame([]), "", gr.update(choices=[], value=None), session, [])
     session = session or Session()
-    tracks = get_engine().recommend(mood, n=int(n), strategy=strategy, session=session, catalog=load_catalog(catalog))
+    tracks = get_engine().recommend(mood, n=int(n), strategy=strategy, session=session, catalog=catalog_for(catalog))
     choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
     return (tracks_frame(tracks), players_html(tracks, show_players), gr.update(choices=choices, value=None),
             session, tracks)
@@ -188,6 +230,18 @@ def feedback(kind: str, choice: int | None, strategy: str, n: float, show_player
         session = (session.like if kind == "like" else session.skip)(tracks[int(choice)], mood)
         _journal(JOURNAL.record_feedback, entry, kind, tracks[int(choice)])
     return recommend(strategy, n, show_players, session, mood, catalog)
+
+
+def like(choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
+         mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED, entry: int | None = None):
+    """More like this track (``choice``: its index in the last list)."""
+    return feedback("like", choice, strategy, n, show_players, session, mood, tracks, catalog, entry)
+
+
+def skip(choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
+         mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED, entry: int | None = None):
+    """Less like this track, and never again in this session."""
+    return feedback("skip", choice, strategy, n, show_players, session, mood, tracks, catalog, entry)
 
 
 def save_profile(session: Session | None, calibration: Calibration | None = None) -> str:
@@ -290,8 +344,19 @@ def raw_on_failure(component: Any) -> Any:
     return component
 
 
+def private_folder(path: str) -> None:
+    """Make ``path`` readable by this user only; refuse one that someone else made first."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise RuntimeError(f"{path} exists and is not this user's private folder; set GRADIO_TEMP_DIR elsewhere")
+
+
 def build_demo() -> gr.Blocks:
     if OWN_UPLOAD_DIR:  # also delete what no request read (converted copies, failed requests), and all on exit
+        private_folder(os.environ["GRADIO_TEMP_DIR"])
         UPLOADS.watch(os.environ["GRADIO_TEMP_DIR"])
     with gr.Blocks(title="moodtune", delete_cache=(300, 600), analytics_enabled=False) as demo:
         gr.Markdown("# moodtune\nShow your face, speak, and/or type how you feel. Any subset works.")
@@ -316,7 +381,7 @@ def build_demo() -> gr.Blocks:
                                                 info="match: fits your mood · uplift: starts there and lifts it")
                             n = gr.Slider(5, 20, value=10, step=1, label="Tracks")
                         with gr.Row():
-                            catalog = gr.Dropdown(user_catalogs(), value=EMBEDDED, label="Catalog",
+                            catalog = gr.Dropdown(catalog_names(), value=EMBEDDED, label="Catalog",
                                                   info="import more with: moodtune catalog import FILE / library scan DIR")
                             show_players = gr.Checkbox(False, label="Show Spotify players (loads from Spotify)")
                         go = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
@@ -339,8 +404,8 @@ def build_demo() -> gr.Blocks:
                 players = gr.HTML()
                 with gr.Row():
                     pick = gr.Dropdown(choices=[], label="A track you liked or want to skip", type="value")
-                    like = gr.Button("Like (more like this)")
-                    skip = gr.Button("Skip (less like this)")
+                    like_button = gr.Button("Like (more like this)")
+                    skip_button = gr.Button("Skip (less like this)")
                 with gr.Accordion("Keep my likes, skips and corrections (saved only when you click)", open=False):
                     gr.Markdown(f"Saved to `{PROFILE_PATH}` (moodtune's folder; set `MOODTUNE_HOME` to move it).")
                     save = gr.Button("Save my profile")
@@ -367,16 +432,16 @@ def build_demo() -> gr.Blocks:
         mood_outputs = [mood_label, bars, plane, status, transcript, table, players, pick, faces_view]
         analyze_inputs = [image, audio, text, strategy, n, show_players, session, catalog, every_face, calibration]
         analyze_outputs = [*mood_outputs, entry, session, mood_state, tracks_state]
-        go.click(analyze, analyze_inputs, analyze_outputs, api_name="analyze", concurrency_limit=2)
-        text.submit(analyze, analyze_inputs, analyze_outputs, api_visibility="private")
+        go.click(backend_errors(analyze), analyze_inputs, analyze_outputs, api_name="analyze", concurrency_limit=2)
+        text.submit(backend_errors(analyze), analyze_inputs, analyze_outputs, api_visibility="private")
         rec_outputs = [table, players, pick, session, tracks_state]
         rec_inputs = [strategy, n, show_players, session, mood_state, catalog]
-        strategy.change(recommend, rec_inputs, rec_outputs, api_name="recommend")
-        catalog.change(recommend, rec_inputs, rec_outputs, api_visibility="private")
+        strategy.change(backend_errors(recommend), rec_inputs, rec_outputs, api_name="recommend")
+        catalog.change(backend_errors(recommend), rec_inputs, rec_outputs, api_visibility="private")
         feedback_inputs = [pick, strategy, n, show_players, session, mood_state, tracks_state, catalog, entry]
-        like.click(lambda *a: feedback("like", *a), feedback_inputs, rec_outputs, api_name="like")
-        skip.click(lambda *a: feedback("skip", *a), feedback_inputs, rec_outputs, api_name="skip")
-        teach.click(correct, [feel, mood_state, calibration, entry], [calibration, taught], api_name="correct")
+        like_button.click(backend_errors(like), feedback_inputs, rec_outputs, api_name="like")
+        skip_button.click(backend_errors(skip), feedback_inputs, rec_outputs, api_name="skip")
+        teach.click(backend_errors(correct), [feel, mood_state, calibration, entry], [calibration, taught], api_name="correct")
         save.click(save_profile, [session, calibration], saved, api_visibility="private")
         demo.load(load_profile, None, [session, calibration, saved], api_visibility="private")
         week_outputs = [journal_on, keep_words, week_plot, week_calendar, journal_note]
@@ -387,14 +452,18 @@ def build_demo() -> gr.Blocks:
         export.click(export_journal, None, journal_note, api_visibility="private")
         delete.click(delete_journal, None, [journal_on, week_plot, week_calendar, journal_note],
                      api_visibility="private")
-        cam.stream(live_face, [cam, smoother], [live_label, live_note, smoother], stream_every=0.5, time_limit=600,
+        cam.stream(backend_errors(live_face), [cam, smoother], [live_label, live_note, smoother], stream_every=0.5, time_limit=600,
                    api_visibility="private", concurrency_limit=1)
     return demo
 
 
-def launch(host: str | None = None, port: int | None = None, inbrowser: bool = False, **kw: Any) -> None:
+def launch(host: str | None = None, port: int | None = None, inbrowser: bool = False, backend: str | None = None,
+           **kw: Any) -> None:
     """Serve the demo on ``host:port``: by default ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT`` if set, else
-    127.0.0.1:7860 (this computer only)."""
+    127.0.0.1:7860 (this computer only). ``backend``: the URL of a running ``moodtune serve`` to send the work to
+    (default: ``MOODTUNE_BACKEND``, else the models run in this process)."""
+    global BACKEND
+    BACKEND = backend or os.environ.get("MOODTUNE_BACKEND") or None
     host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = port or int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
     import signal
@@ -409,4 +478,8 @@ def launch(host: str | None = None, port: int | None = None, inbrowser: bool = F
 
 
 if __name__ == "__main__":
-    launch()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The moodtune web demo.")
+    parser.add_argument("--backend", help="URL of a running moodtune service (moodtune serve); default: in process")
+    launch(backend=parser.parse_args().backend)

@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _HOMES = {"MoodEngine": "engine", "analyze": "engine", "default_engine": "engine", "recommend": "engine",
-          "DEFAULT_PRIORS": "late", "METHODS": "late", "LateFusion": "late", "fuse": "late", "MoodReading": "mood",
+          "DEFAULT_PRIORS": "late", "METHODS": "late", "LateFusion": "late", "fuse": "late", "MoodReading": "mood", "MoodStatus": "mood",
           "Profile": "profile", "Calibration": "calibration", "CalibrationError": "calibration"}
 __all__ = sorted(_HOMES)
 

@@ -131,8 +131,7 @@ class MoodEngine:
         readings = {"face": self.face.predict(image, detect_face=detect_face, faces=faces), "voice": voice,
                     "text": typed}
         if said is not None:
-            said.modality = "speech_text"
-            readings["speech_text"] = said
+            readings["speech_text"] = replace(said, modality="speech_text")
         elif audio is not None:
             readings["speech_text"] = ModalityReading.failed(
                 "speech_text", Status.MISSING, "no words were recognised in the audio")

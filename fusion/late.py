@@ -31,7 +31,7 @@ from multimodal.labels import EMOTIONS
 from multimodal.reading import ModalityReading, entropy_confidence
 
 from .calibration import Calibration
-from .mood import MoodReading
+from .mood import MoodReading, MoodStatus
 
 METHODS = ("linear", "poe")
 #: Prior trust in each signal before looking at the input (typed text is the most reliable signal we
@@ -133,7 +133,7 @@ def fuse(readings: Mapping[str, ModalityReading] | Sequence[ModalityReading], *,
         why = "; ".join(f"{m}: {r.message or r.status}" for m, r in readings.items()) or "no input was given"
         return MoodReading(probabilities={e: 0.0 for e in EMOTIONS}, top_emotion=None, confidence=0.0,
                            valence=0.0, arousal=0.0, readings=readings, weights={m: 0.0 for m in readings},
-                           agreement=None, status="no_signal", method=method,
+                           agreement=None, status=MoodStatus.NO_SIGNAL, method=method,
                            message=f"no usable signal ({why})")
     weights = raw / raw.sum()
     probs = np.stack([readings[m].vector for m in usable])

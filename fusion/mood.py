@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,17 @@ from multimodal.labels import EMOTIONS
 from multimodal.reading import ModalityReading
 
 
-@dataclass
+class MoodStatus(str, Enum):
+    """Whether fusion found a usable signal (a ``str`` enum: ``mood.status == "ok"`` holds too)."""
+
+    OK = "ok"
+    NO_SIGNAL = "no_signal"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
 class MoodReading:
     """One mood from all signals.
 
@@ -29,14 +40,14 @@ class MoodReading:
     readings: dict[str, ModalityReading]
     weights: dict[str, float]
     agreement: float | None
-    status: str = "ok"
+    status: MoodStatus = MoodStatus.OK
     message: str = ""
     method: str = "linear"
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == MoodStatus.OK
 
     @property
     def vector(self) -> np.ndarray:
@@ -60,7 +71,7 @@ class MoodReading:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": self.status, "message": self.message, "top_emotion": self.top_emotion,
+            "status": MoodStatus(self.status).value, "message": self.message, "top_emotion": self.top_emotion,
             "probabilities": self.probabilities, "confidence": self.confidence, "valence": self.valence,
             "arousal": self.arousal, "weights": self.weights, "agreement": self.agreement, "method": self.method,
             "readings": {k: r.to_dict() for k, r in self.readings.items()}, "extras": self.extras,
@@ -75,5 +86,5 @@ class MoodReading:
                    valence=float(d["valence"]), arousal=float(d["arousal"]),
                    readings={k: ModalityReading.from_dict(r) for k, r in d.get("readings", {}).items()},
                    weights={str(k): float(v) for k, v in d.get("weights", {}).items()},
-                   agreement=d.get("agreement"), status=d.get("status", "ok"), message=d.get("message", ""),
+                   agreement=d.get("agreement"), status=MoodStatus(d.get("status", "ok")), message=d.get("message", ""),
                    method=d.get("method", "linear"), extras=dict(d.get("extras", {})))

@@ -357,6 +357,16 @@ def evaluate(data: Optional[Path] = typer.Option(None, "--data", help="The data 
     for key in ["all_signals"] + [k for k in fusion if k.startswith(("without_", "corrupted_"))]:
         t2.add_row(key.replace("_", " "), *[f"{fusion[key][m]:.3f}" for m in methods])
     console.print(t2)
+    study = fusion["corrections"]
+    t3 = Table(title=f"Corrections: {study['users']} simulated users each, {study['corrections']} corrections, then "
+                     f"{study['horizon']} analyses ({study['protocol']})", title_justify="left")
+    for col in ("user", "fused accuracy without", "with the calibration", "gain (points)", "worst user"):
+        t3.add_column(col)
+    for kind, r in study.items():
+        if isinstance(r, dict):
+            t3.add_row(kind, f"{r['accuracy_without']:.3f}", f"{r['accuracy_with']:.3f}", f"{r['gain_points']:+.1f}",
+                       f"{r['worst_user_gain_points']:+.1f}")
+    console.print(t3)
 
 
 @app.command()
@@ -364,26 +374,45 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: 
                                                      "MOODTUNE_API_KEY and put TLS in a reverse proxy)."),
           port: int = typer.Option(8000),
           workers: int = typer.Option(1, "--workers", help="Processes (uvicorn's word); each loads and warms its own "
-                                                          "models and runs them on 2 pool threads × 1 math thread.")) -> None:
-    """Serve the HTTP API (FastAPI): POST /v1/analyze, /v1/recommend, /v1/feedback; GET /healthz, /v1/catalogs; /docs."""
+                                                          "models and runs them on 2 pool threads × 1 math thread."),
+          ray: bool = typer.Option(False, "--ray", help="Serve on Ray Serve (pip install 'moodtune[serve]'): "
+                                   "--replicas copies of the engine, on this machine or a Ray cluster."),
+          replicas: int = typer.Option(2, "--replicas", min=1, help="With --ray: how many replicas."),
+          threads: int = typer.Option(1, "--threads", min=1, help="With --ray: CPUs (and math threads) per replica."),
+          ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --ray: the cluster to join "
+                                                    "(default: RAY_ADDRESS, else a running local one, else a new one).")) -> None:
+    """Serve the HTTP API (FastAPI): POST /v1/analyze, /v1/recommend, /v1/feedback, /v1/correct; GET /healthz,
+    /v1/catalogs; /docs."""
     import os
-
-    import uvicorn
 
     if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("MOODTUNE_API_KEY"):
         err.print("[yellow]warning:[/yellow] serving beyond this computer without MOODTUNE_API_KEY: anyone who can "
                   "reach the port can use it")
+    if ray:
+        from interfaces.ray_serve import RayUnavailable, run
+
+        try:
+            run(host=host, port=port, replicas=replicas, threads=threads, address=ray_address)
+        except RayUnavailable as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+        return
+    import uvicorn
+
     uvicorn.run("interfaces.http:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
 
 
 @app.command()
 def demo(host: str = typer.Option("127.0.0.1", envvar="GRADIO_SERVER_NAME",
                                   help="Address to bind (default: this computer only)."),
-         port: int = typer.Option(7860, envvar="GRADIO_SERVER_PORT"), open_browser: bool = typer.Option(False, "--open")) -> None:
+         port: int = typer.Option(7860, envvar="GRADIO_SERVER_PORT"), open_browser: bool = typer.Option(False, "--open"),
+         backend: Optional[str] = typer.Option(None, "--backend", envvar="MOODTUNE_BACKEND",
+                                               help="URL of a running `moodtune serve` (one or many replicas) to "
+                                                    "send the work to; default: the models run in the demo.")) -> None:
     """Start the web demo (Gradio) on this computer."""
     import app_gradio
 
-    app_gradio.launch(host=host, port=port, inbrowser=open_browser)
+    app_gradio.launch(host=host, port=port, inbrowser=open_browser, backend=backend)
 
 
 @app.command()

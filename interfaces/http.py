@@ -14,6 +14,7 @@ import binascii
 import hmac
 import json
 import os
+import socket
 import threading
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -23,7 +24,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # a 25 MB upload plus the form around it
-MAX_QUEUE = 8                      # requests waiting for the models in this process, beyond those running
+# Requests waiting for the models in this process beyond those running: a mixed request takes 0.1-1 s of the 2
+# model threads, so a full queue waits about 15 s; beyond it, 503 with Retry-After.
+MAX_QUEUE = 32
 MAX_TRACKS = 50
 
 
@@ -118,7 +121,7 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
     """The API around ``engine`` (default: a new ``MoodEngine(workers=2, threads=1)``, warmed at startup)."""
     from fusion import Calibration, MoodEngine, MoodReading, Profile
     from multimodal.errors import MoodtuneError
-    from recommend import Session, Track, load_catalog, user_catalogs
+    from recommend import EMBEDDED, Session, Track, load_catalog, user_catalogs
 
     _keep_uploads_in_memory()
     state: dict[str, Any] = {"ready": False}
@@ -135,6 +138,13 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
 
     app = FastAPI(title="moodtune", version="1", lifespan=lifespan,
                   description="Mood from face, voice and words, and music that fits it. Runs on your machine.")
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    @app.middleware("http")
+    async def name_the_worker(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers["X-Moodtune-Worker"] = worker  # which process answered (replicas, uvicorn workers)
+        return response
 
     async def guard(request: Request) -> None:
         if api_key and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {api_key}"):
@@ -152,6 +162,8 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
             slots.release()
 
     def catalog_of(name: str | None) -> Any:
+        if name in (None, "", EMBEDDED):
+            return None  # the engine's own (on Ray, the replica's copy from the object store)
         try:
             return load_catalog(name)
         except MoodtuneError as exc:

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Sequence, TypeVar
@@ -76,8 +76,10 @@ def hub_cached(ref: str) -> bool:
 class Encoder(ABC, Generic[Backend]):
     """Base class: ``predict(x) -> ModalityReading`` and ``predict_batch(xs)``; never raises on bad input.
 
-    Subclasses implement ``_load_embedded``, ``_load_transformers`` (for a hub id or local folder) and
-    ``_predict_many``. Models load lazily, once, under a lock, so one encoder can serve many threads.
+    Subclasses implement ``_load_embedded``, ``_load_transformers`` (for a hub id or local folder) and the three
+    stages the base class runs: ``preprocess`` (per input) → ``_forward`` (one batch) → ``postprocess`` (per input);
+    keyword arguments of ``predict`` reach every stage. Models load lazily, once, under a lock, so one encoder can
+    serve many threads.
     """
 
     modality: ClassVar[str]
@@ -153,17 +155,37 @@ class Encoder(ABC, Generic[Backend]):
                                                    f"the {self.modality} model failed ({type(exc).__name__}: {exc})")]
             for i, reading in zip(todo, outs):
                 readings[i] = reading
-        per_item = (time.perf_counter() - t0) * 1000 / max(len(xs), 1)
-        for r in readings:
-            assert r is not None
-            r.latency_ms = round(per_item, 2)
-            if self._load_note and self._load_note not in r.message:
-                r.message = f"{r.message} ({self._load_note})" if r.message else self._load_note
-        return readings  # type: ignore[return-value]
+        per_item = round((time.perf_counter() - t0) * 1000 / max(len(xs), 1), 2)
+        return [self._finished(r, per_item) for r in readings if r is not None]
+
+    def _finished(self, r: ModalityReading, latency_ms: float) -> ModalityReading:
+        """The reading with its latency, and the note about a model that could not load, if any."""
+        message = r.message
+        if self._load_note and self._load_note not in message:
+            message = f"{message} ({self._load_note})" if message else self._load_note
+        return replace(r, latency_ms=latency_ms, message=message)
+
+    def _predict_many(self, xs: list[Any], **kwargs: Any) -> list[ModalityReading]:
+        """The fixed stages for non-None inputs: :meth:`preprocess` each (an input it cannot read becomes its own
+        failed reading), :meth:`_forward` the rest in one batch, :meth:`postprocess` each into a reading."""
+        prepared = [guard(self.modality, lambda x: self.preprocess(x, **kwargs), x) for x in xs]
+        good = [p for p in prepared if not isinstance(p, ModalityReading)]
+        outputs = iter(self._forward(good, **kwargs) if good else ())
+        return [replace(p, modality=self.modality) if isinstance(p, ModalityReading)
+                else self.postprocess(p, next(outputs), **kwargs) for p in prepared]
 
     @abstractmethod
-    def _predict_many(self, xs: list[Any], **kwargs: Any) -> list[ModalityReading]:
-        """Read non-None inputs; wrap per-item input problems into readings (use :func:`guard`)."""
+    def preprocess(self, x: Any, **kwargs: Any) -> Any:
+        """One input → what the model reads, or a failed :class:`ModalityReading` that says why it cannot (raising
+        :class:`InputError` does the same)."""
+
+    @abstractmethod
+    def _forward(self, items: list[Any], **kwargs: Any) -> Sequence[Any]:
+        """Run the model once over the preprocessed items; one output per item, in order."""
+
+    @abstractmethod
+    def postprocess(self, item: Any, output: Any, **kwargs: Any) -> ModalityReading:
+        """One item and its model output → its reading."""
 
 
 def guard(modality: str, fn, x: Any) -> Any:

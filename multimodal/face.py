@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .base import Encoder, InputError, guard
+from .base import Encoder, InputError
 from .face_detection import FaceBox, FaceDetector, check_detector, make_detector, square_crop
 from .heads import softmax
 from .image_io import downscale, to_rgb
@@ -236,26 +236,26 @@ class FaceEncoder(Encoder[FaceBackend]):
             raise ValueError(f"faces={kwargs['faces']!r}: choose one of {', '.join(FACE_MODES)}")
         return super().predict_batch(xs, **kwargs)
 
-    def _predict_many(self, xs: list[Any], detect_face: bool = True, faces: str = "largest",
-                      **_: Any) -> list[ModalityReading]:
+    def preprocess(self, x: Any, detect_face: bool = True, faces: str = "largest",
+                   **_: Any) -> list[FaceCrop] | ModalityReading:
+        """The image's face crops (largest first; every face with ``faces="all"``)."""
         try:
             detector = self.detector if detect_face else None
-        except InputError as exc:
-            return [ModalityReading.failed(self.modality, Status.UNSUPPORTED, str(exc)) for _ in xs]
-        every = faces == "all"
-        prepared = [guard(self.modality, lambda x: prepare_faces(x, detector, detect_face, every), x) for x in xs]
-        crops = [c for p in prepared if not isinstance(p, ModalityReading) for c in p]
-        backend = self.backend if crops else None
-        probs = iter(backend.probabilities(crops)) if crops else iter(())
-        out: list[ModalityReading] = []
-        for p in prepared:
-            if isinstance(p, ModalityReading):
-                out.append(p)
-                continue
-            results = [FaceResult(c.box.as_tuple() if c.box else None, self._reading(c, next(probs), backend))
-                       for c in p]
-            out.append(group_reading(results, "; ".join(p[0].notes)) if every else results[0].reading)
-        return out
+        except InputError as exc:  # a detector this installation lacks (MediaPipe without its extra)
+            return ModalityReading.failed(self.modality, Status.UNSUPPORTED, str(exc))
+        return prepare_faces(x, detector, detect_face, faces == "all")
+
+    def _forward(self, images: list[list[FaceCrop]], **_: Any) -> list[np.ndarray]:
+        """Every crop of every image in one batch; per image, its crops' probabilities."""
+        probs = self.backend.probabilities([c for crops in images for c in crops])
+        ends = np.cumsum([len(crops) for crops in images])
+        return np.split(probs, ends[:-1])
+
+    def postprocess(self, crops: list[FaceCrop], probs: np.ndarray, faces: str = "largest",
+                    **_: Any) -> ModalityReading:
+        results = [FaceResult(c.box.as_tuple() if c.box else None, self._reading(c, p, self.backend))
+                   for c, p in zip(crops, probs)]
+        return group_reading(results, "; ".join(crops[0].notes)) if faces == "all" else results[0].reading
 
     def _reading(self, crop: FaceCrop, probs: np.ndarray, backend: FaceBackend) -> ModalityReading:
         extras: dict[str, Any] = {}

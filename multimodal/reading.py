@@ -27,9 +27,10 @@ class Status(str, Enum):
         return self.value
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModalityReading:
-    """One signal's reading: a distribution over :data:`EMOTIONS` or a status that says why not.
+    """One signal's reading: a distribution over :data:`EMOTIONS` or a status that says why not (immutable:
+    ``dataclasses.replace`` makes a changed copy).
 
     ``confidence`` (0–1) is how peaked the calibrated distribution is (1 − normalised entropy over the
     emotions the model can express); ``quality`` (0–1) is how good the input was (face size, share of

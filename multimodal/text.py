@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .backbones import minilm_dir
-from .base import Encoder, InputError, guard
+from .base import Encoder, InputError
 from .heads import softmax
 from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
 from .reading import ModalityReading, Status
@@ -282,6 +282,18 @@ class HubTextBackend(TextBackend):
         return out.logits.float().numpy(), None
 
 
+@dataclass(frozen=True)
+class TextRead:
+    """The model's output for one text: its pooled distribution, direct (valence, arousal) if any, and how it was
+    read (chunks, contrast clauses)."""
+
+    probabilities: np.ndarray
+    direct: np.ndarray | None
+    direct_weight: np.ndarray | None
+    chunks: int
+    clauses: int
+
+
 class TextEncoder(Encoder[TextBackend]):
     """Emotion of a text. ``TextEncoder().predict("I am furious with you")`` → angry on top."""
 
@@ -298,65 +310,65 @@ class TextEncoder(Encoder[TextBackend]):
     def _load_transformers(self, ref: str) -> TextBackend:
         return HubTextBackend(ref)
 
-    def _predict_many(self, xs: list[Any], **_: Any) -> list[ModalityReading]:
-        prepared = [guard(self.modality, prepare_text, x) for x in xs]
+    def preprocess(self, x: Any, **_: Any) -> PreparedText | ModalityReading:
+        return prepare_text(x)
+
+    def _forward(self, texts: list[PreparedText], **_: Any) -> list[TextRead]:
+        """Every text's chunks (a long text: up to ``max_chunks`` spread over it) and contrast clauses in one run of
+        the model; per text, the length-weighted mean over its chunks, blended with its clauses' mean."""
         backend = self.backend
         all_chunks: list[list[int]] = []
-        spans: dict[int, tuple[int, int]] = {}
-        clause_spans: dict[int, tuple[int, int]] = {}
-        for i, p in enumerate(prepared):
-            if isinstance(p, PreparedText):
-                chunks = backend.chunk(p.text)
-                if len(chunks) > 1:
-                    used = chunks if len(chunks) <= self.max_chunks else [
-                        chunks[j] for j in np.linspace(0, len(chunks) - 1, self.max_chunks).round().astype(int)]
-                    p.notes.append(f"long text ({len(p.text):,} characters): read in {len(used)} pieces"
-                                   + (f" spread over its {len(chunks)}" if len(used) < len(chunks) else "")
-                                   + " and averaged")
-                    chunks = used
-                spans[i] = (len(all_chunks), len(chunks))
-                all_chunks.extend(chunks)
-                clauses = contrast_clauses(p.text) if len(chunks) == 1 and self.clauses else []
-                if clauses:
-                    clause_spans[i] = (len(all_chunks), len(clauses))
-                    all_chunks.extend(backend.chunk(c)[0] for c in clauses)
-        out = backend.run(all_chunks) if all_chunks else TextOutput(np.zeros((0, len(EMOTIONS))))
-        readings: list[ModalityReading] = []
-        for i, p in enumerate(prepared):
-            if not isinstance(p, PreparedText):
-                p.modality = self.modality
-                readings.append(p)
-                continue
-            start, n = spans[i]
+        spans: list[tuple[int, int, int, int]] = []  # chunk start, count; clause start, count
+        for p in texts:
+            chunks = backend.chunk(p.text)
+            if len(chunks) > 1:
+                used = chunks if len(chunks) <= self.max_chunks else [
+                    chunks[j] for j in np.linspace(0, len(chunks) - 1, self.max_chunks).round().astype(int)]
+                p.notes.append(f"long text ({len(p.text):,} characters): read in {len(used)} pieces"
+                               + (f" spread over its {len(chunks)}" if len(used) < len(chunks) else "")
+                               + " and averaged")
+                chunks = used
+            start = len(all_chunks)
+            all_chunks.extend(chunks)
+            clauses = contrast_clauses(p.text) if len(chunks) == 1 and self.clauses else []
+            all_chunks.extend(backend.chunk(c)[0] for c in clauses)
+            spans.append((start, len(chunks), start + len(chunks), len(clauses)))
+        out = backend.run(all_chunks)
+        reads = []
+        for start, n, c0, k in spans:
             lengths = np.array([len(c) for c in all_chunks[start:start + n]], dtype=float)
             dist, direct = self._pool(out, start, n, lengths)
-            extras = {"language": p.language, "chunks": n, "characters": len(p.text)}
-            if i in clause_spans:
-                c0, k = clause_spans[i]
+            if k:
                 clause_dist, clause_direct = self._pool(out, c0, k, np.ones(k))
                 dist = (1 - CLAUSE_WEIGHT) * dist + CLAUSE_WEIGHT * clause_dist
                 if direct is not None:
                     direct = (1 - CLAUSE_WEIGHT) * direct + CLAUSE_WEIGHT * clause_direct
-                extras["clauses"] = k
-            w = out.direct_weight
-            cue = sarcasm_cue(p.text)
-            if cue and dist[_HAPPY] > dist[_ANGRY]:
-                moved = SARCASM_SHIFT * dist[_HAPPY]
-                dist = dist.copy()
-                dist[_HAPPY] -= moved
-                dist[_ANGRY] += moved
-                p.notes.append(f"read as sarcasm ('{cue}'): the happy words count as annoyance")
-                if direct is not None:  # the direct valence read the words too: take the table's of the new reading
-                    w = w * np.array([0.0, 1.0])
-                extras["sarcasm"] = cue
-            valence = arousal = None
-            if direct is not None:
-                va = blend_valence_arousal(direct, dist, w)
-                valence, arousal = (float(va[d]) if w[d] > 0 else None for d in (0, 1))
-            readings.append(ModalityReading.from_probs(
-                self.modality, dist, coverage=backend.label_map.coverage, quality=p.quality,
-                message="; ".join(p.notes), model=backend.name, extras=extras, valence=valence, arousal=arousal))
-        return readings
+            reads.append(TextRead(dist, direct, out.direct_weight, n, k))
+        return reads
+
+    def postprocess(self, p: PreparedText, read: TextRead, **_: Any) -> ModalityReading:
+        """Sarcasm markers, then the reading with its direct valence/arousal blended as the heads were fitted."""
+        dist, direct, w = read.probabilities, read.direct, read.direct_weight
+        extras: dict[str, Any] = {"language": p.language, "chunks": read.chunks, "characters": len(p.text)}
+        if read.clauses:
+            extras["clauses"] = read.clauses
+        cue = sarcasm_cue(p.text)
+        if cue and dist[_HAPPY] > dist[_ANGRY]:
+            moved = SARCASM_SHIFT * dist[_HAPPY]
+            dist = dist.copy()
+            dist[_HAPPY] -= moved
+            dist[_ANGRY] += moved
+            p.notes.append(f"read as sarcasm ('{cue}'): the happy words count as annoyance")
+            if direct is not None:  # the direct valence read the words too: take the table's of the new reading
+                w = w * np.array([0.0, 1.0])
+            extras["sarcasm"] = cue
+        valence = arousal = None
+        if direct is not None:
+            va = blend_valence_arousal(direct, dist, w)
+            valence, arousal = (float(va[d]) if w[d] > 0 else None for d in (0, 1))
+        return ModalityReading.from_probs(
+            self.modality, dist, coverage=self.backend.label_map.coverage, quality=p.quality,
+            message="; ".join(p.notes), model=self.backend.name, extras=extras, valence=valence, arousal=arousal)
 
     @staticmethod
     def _pool(out: TextOutput, start: int, n: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -24,7 +24,7 @@ import numpy as np
 from .audio_io import (MIN_SPEECH_S, TARGET_SR, Audio, SpeechActivity, detect_speech, most_voiced_window,
                        to_mono_16k)
 from .backbones import BackboneError, whisper_tiny_en_dir
-from .base import Encoder, guard
+from .base import Encoder
 from .heads import softmax
 from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
 from .reading import ModalityReading, Status
@@ -321,25 +321,23 @@ class VoiceEncoder(Encoder[VoiceBackend]):
     def _load_transformers(self, ref: str) -> VoiceBackend:
         return HubVoiceBackend(ref)
 
-    def _predict_many(self, xs: list[Any], **_: Any) -> list[ModalityReading]:
-        prepared = [guard(self.modality, prepare_voice, x) for x in xs]
-        clips = [p for p in prepared if isinstance(p, VoiceClip)]
-        backend = self.backend if clips else None
-        transcribe = bool(self.transcribe and backend is not None and backend.can_transcribe)
-        outputs = iter(backend.read(clips, transcribe=transcribe)) if clips else iter(())
-        out: list[ModalityReading] = []
-        for p in prepared:
-            if not isinstance(p, VoiceClip):
-                p.modality = self.modality
-                out.append(p)
-                continue
-            read = next(outputs)
-            extras: dict[str, Any] = {"speech_seconds": round(p.activity.speech_seconds, 2),
-                                      "speech_ratio": round(p.activity.speech_ratio, 3),
-                                      "loudness_dbfs": round(p.activity.loudness_dbfs, 1), "seconds": round(p.seconds, 2)}
-            if transcribe:
-                extras["transcript"] = read.transcript
-            out.append(ModalityReading.from_probs(self.modality, read.probabilities, coverage=backend.label_map.coverage,
-                                                  quality=p.quality, message="; ".join(p.notes), model=backend.name,
-                                                  valence=read.valence, arousal=read.arousal, extras=extras))
-        return out
+    @property
+    def _transcribing(self) -> bool:
+        return bool(self.transcribe and self.backend.can_transcribe)
+
+    def preprocess(self, x: Any, **_: Any) -> VoiceClip | ModalityReading:
+        return prepare_voice(x)
+
+    def _forward(self, clips: list[VoiceClip], **_: Any) -> list[Any]:
+        return self.backend.read(clips, transcribe=self._transcribing)
+
+    def postprocess(self, clip: VoiceClip, read: Any, **_: Any) -> ModalityReading:
+        backend = self.backend
+        extras: dict[str, Any] = {"speech_seconds": round(clip.activity.speech_seconds, 2),
+                                  "speech_ratio": round(clip.activity.speech_ratio, 3),
+                                  "loudness_dbfs": round(clip.activity.loudness_dbfs, 1), "seconds": round(clip.seconds, 2)}
+        if self._transcribing:
+            extras["transcript"] = read.transcript
+        return ModalityReading.from_probs(self.modality, read.probabilities, coverage=backend.label_map.coverage,
+                                          quality=clip.quality, message="; ".join(clip.notes), model=backend.name,
+                                          valence=read.valence, arousal=read.arousal, extras=extras)

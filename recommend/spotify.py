@@ -171,8 +171,12 @@ class SpotifyClient:
         return [Track(**{**t.__dict__, "extras": {**t.extras, **_extras(found[t.id])}}) if t.id in found else t
                 for t in tracks]
 
-    def recommendations(self, target: Target, n: int = 10) -> list[dict]:
-        """Spotify's own recommendations: only for apps that still have access, behind an explicit setting."""
+    def recommendations(self, target: Target, n: int = 10) -> list[Track]:
+        """Spotify's own recommendations: only for apps that still have access, behind an explicit setting.
+
+        Spotify gives no audio features for them any more (``audio_features`` is 403 for new apps), so each track
+        carries the target it was asked for, and says so.
+        """
         if not self.allow_recommendations:
             raise SpotifyUnavailable("recommendations are off (new apps get 403/404; set "
                                      "MOODTUNE_SPOTIFY_RECOMMENDATIONS=1 if yours still has access)")
@@ -180,7 +184,14 @@ class SpotifyClient:
         result = self._call("recommendations", lambda sp: sp.recommendations(
             seed_genres=genres, limit=min(n, 100), target_valence=round(target.valence, 3),
             target_energy=round(target.energy, 3), target_tempo=round(target.tempo, 1)))
-        return (result or {}).get("tracks", [])
+        feats = {f: float(getattr(target, f)) for f in ("valence", "energy", "danceability", "tempo", "acousticness",
+                                                         "mode")}
+        return [Track(id=item["id"], name=item.get("name", "?"),
+                      artist=", ".join(a.get("name", "?") for a in item.get("artists", [])), genre="/".join(genres),
+                      features=feats, extras=_extras(item),
+                      explanation=(f"Spotify recommendations for valence {target.valence:.2f}, energy "
+                                   f"{target.energy:.2f}, tempo {target.tempo:.0f} BPM (seeds: {', '.join(genres)})"))
+                for item in (result or {}).get("tracks", [])[:n] if item and item.get("id")]
 
 
 def _extras(item: dict) -> dict[str, Any]:
@@ -196,10 +207,19 @@ def with_spotify(tracks: list[Track], target: Target, client: SpotifyClient, *, 
     """Enrich catalog tracks (``source="catalog"``) or search Spotify (``"spotify"``); fall back with a message."""
     try:
         if source == "spotify":
+            note = ""
+            if client.allow_recommendations:
+                try:
+                    found = client.recommendations(target, n=n)
+                    if found:
+                        return found, f"{len(found)} tracks from Spotify recommendations"
+                    note = "Spotify recommendations found nothing; "
+                except SpotifyUnavailable as exc:  # 403/404 for apps made since late 2024: search still works
+                    note = f"Spotify recommendations unavailable ({exc}); "
             found = client.search(target, n=n)
             if found:
-                return found, f"{len(found)} tracks from Spotify search"
-            return tracks, "Spotify search found nothing for this mood; showing the catalog"
+                return found, f"{note}{len(found)} tracks from Spotify search"
+            return tracks, f"{note}Spotify search found nothing for this mood; showing the catalog"
         return client.enrich(tracks), "catalog tracks enriched with Spotify links and album art"
     except SpotifyUnavailable as exc:
         log.info("spotify: %s", exc)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import io
 import os
+import shutil
+import socket
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -50,3 +54,41 @@ def voice_encoder(engine):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+# -- helpers shared by several test files ------------------------------------------------------------
+espeak = shutil.which("espeak-ng")
+needs_espeak = pytest.mark.skipif(espeak is None, reason="espeak-ng is not installed (CI installs it with apt)")
+
+
+def speech(text: str, tmp_path, name="s.wav") -> str:
+    """``text`` spoken by espeak-ng, as a WAV file in ``tmp_path``."""
+    path = tmp_path / name
+    subprocess.run([espeak, "-w", str(path), text], check=True)
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wav_bytes(seconds: float = 2.0) -> bytes:
+    """A tone as WAV bytes (an upload)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(np.arange(int(16000 * seconds)) / 7)).astype(np.float32), 16000, format="WAV")
+    return buf.getvalue()
+
+
+def four_faces(images) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """A 640×480 frame with four FER faces pasted at different sizes (each found alone at its size)."""
+    import cv2
+
+    frame = np.full((480, 640), 110, np.uint8)
+    spots = [(160, 30, 30), (130, 40, 400), (110, 290, 80), (90, 300, 450)]  # side, y, x
+    for i, (side, y, x) in zip([1, 5, 6, 8], spots):
+        frame[y:y + side, x:x + side] = cv2.resize(images[i], (side, side), interpolation=cv2.INTER_CUBIC)
+    return frame, spots

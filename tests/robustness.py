@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from .test_bad_input import BAD_AUDIO, BAD_IMAGES, BAD_TEXT, GOOD_TEXT
+from .hostile_inputs import BAD_AUDIO, BAD_IMAGES, BAD_TEXT, GOOD_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -13,14 +12,10 @@ import soundfile as sf
 
 import app_gradio
 
+from .conftest import four_faces, free_port
+
 # where the browser tests put their screenshots: a temp folder, or MOODTUNE_SCREENSHOTS=docs to refresh the README's
 SCREENSHOTS = Path(os.environ.get("MOODTUNE_SCREENSHOTS") or tempfile.mkdtemp(prefix="moodtune-screenshots-"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_analyze_handler_text_only():
@@ -124,6 +119,11 @@ def test_gradio_client_with_image_audio_and_text(running_app, tmp_path):
     assert "no face" in status.lower() and "silence" in status.lower()
     recs = client.predict("uplift", 5, False, api_name="/recommend")
     assert len(recs[0]["data"]) == 5
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ("/like", "/skip"):  # named parameters, not param_0...
+        assert [p["parameter_name"] for p in api[name]["parameters"]][:4] == ["choice", "strategy", "n", "show_players"]
+    skipped = client.predict(0, "uplift", 5, False, api_name="/skip")  # the first track of the last list
+    assert recs[0]["data"][0][1] not in [row[1] for row in skipped[0]["data"]]
 
 
 chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -259,7 +259,6 @@ def test_every_face_of_an_upload_is_boxed_on_the_page_and_nothing_is_written(tmp
 
     from multimodal.datasets import default_data_dir, load_fer2013
 
-    from .test_face import four_faces
 
     frame, _ = four_faces(load_fer2013(default_data_dir(), "val")[0])
     path = tmp_path / "group.png"

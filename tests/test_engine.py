@@ -12,7 +12,7 @@ import fusion
 from multimodal import Status
 from recommend import Catalog
 
-from .test_voice import needs_espeak, speech
+from .conftest import needs_espeak, speech
 
 
 def test_text_only_analysis_and_recommendations(engine):

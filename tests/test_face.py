@@ -12,7 +12,7 @@ from multimodal.face import prepare_face
 from multimodal.face_detection import FaceBox, HaarFaceDetector, square_crop
 from multimodal.image_io import downscale, to_rgb
 
-from .conftest import needs_data
+from .conftest import four_faces, needs_data
 
 rng = np.random.default_rng(0)
 
@@ -357,17 +357,6 @@ def test_a_tight_face_crop_is_read_without_asking_for_detect_face(face_encoder, 
     assert len(whole) >= 20  # the others have a face the detector finds inside the crop
     direct = face_encoder.predict_batch([images[i] for i in whole], detect_face=False)
     assert np.allclose([readings[i].vector for i in whole], [r.vector for r in direct])
-
-
-def four_faces(images) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """A 640×480 frame with four FER faces pasted at different sizes (each found alone at its size)."""
-    import cv2
-
-    frame = np.full((480, 640), 110, np.uint8)
-    spots = [(160, 30, 30), (130, 40, 400), (110, 290, 80), (90, 300, 450)]  # side, y, x
-    for i, (side, y, x) in zip([1, 5, 6, 8], spots):
-        frame[y:y + side, x:x + side] = cv2.resize(images[i], (side, side), interpolation=cv2.INTER_CUBIC)
-    return frame, spots
 
 
 @needs_data

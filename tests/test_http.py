@@ -1,6 +1,5 @@
 """The HTTP API with FastAPI's test client (real models), and a real `moodtune serve` process on loopback."""
 
-import io
 import json
 import os
 import subprocess
@@ -9,24 +8,17 @@ import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 from fastapi.testclient import TestClient
 
 from interfaces.http import MAX_BODY_BYTES, create_app
 
-from .test_app import free_port
+from .conftest import free_port, wav_bytes
 
 
 @pytest.fixture(scope="module")
 def client(engine):
     with TestClient(create_app(engine, warm=False)) as c:
         yield c
-
-
-def wav_bytes(seconds: float = 2.0) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, (0.3 * np.sin(np.arange(int(16000 * seconds)) / 7)).astype(np.float32), 16000, format="WAV")
-    return buf.getvalue()
 
 
 def test_healthz_and_catalogs(client):
@@ -101,7 +93,7 @@ def test_corrections_travel_with_the_client_and_change_its_next_analyses(client)
 
 
 def test_every_bad_input_of_the_suite_is_2xx_through_http(client):
-    from .test_bad_input import BAD_AUDIO, BAD_IMAGES
+    from .hostile_inputs import BAD_AUDIO, BAD_IMAGES
 
     for name, value in {**BAD_IMAGES, **BAD_AUDIO}.items():
         if isinstance(value, (bytes, str)):
@@ -147,3 +139,30 @@ def test_moodtune_serve_process_warms_then_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_demo_as_a_client_of_the_service(client, monkeypatch, tmp_path):
+    """The demo's handlers with the service as their engine (--backend): analyze, like, correct, live face."""
+    import app_gradio
+    from interfaces.remote import BackendError, RemoteEngine
+
+    remote = RemoteEngine("http://testserver")
+    remote._client = client  # FastAPI's test client is an httpx.Client on the app
+    monkeypatch.setattr(app_gradio, "BACKEND", "http://testserver")
+    monkeypatch.setattr(app_gradio, "_engine", remote)
+    assert "embedded" in app_gradio.catalog_names()
+    wav = tmp_path / "me.wav"
+    wav.write_bytes(wav_bytes())
+    out = app_gradio.analyze(None, str(wav), "I am furious with you", "match", 5, False, None)
+    label, session, mood, tracks = out[0], *out[-3:]
+    assert max(label, key=label.get) == "angry" and len(tracks) == 5 and mood.readings["voice"].status != "missing"
+    table, _, _, session, new_tracks = app_gradio.feedback("skip", 0, "match", 5, False, session, mood, tracks)
+    assert session.skipped == (tracks[0].id,) and tracks[0].id not in {t.id for t in new_tracks}
+    calibration, note = app_gradio.correct("sad", mood, None, None)
+    assert len(calibration.corrections) == 1 and "learned" in note
+    label, note, _ = app_gradio.live_face(np.zeros((120, 160, 3), np.uint8), None)
+    assert "no face" in note.lower()
+    with pytest.raises(BackendError, match="did not answer"):
+        RemoteEngine("http://127.0.0.1:9", timeout=2).analyze(text="hi")
+    with pytest.raises(BackendError, match="answered 422"):
+        remote.recommend(mood, n=5, catalog="no-such-catalog")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 
-from .test_app import free_port
+from .conftest import free_port
 
 AUDIO_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".wav", ".flac", ".ogg", ".webm", ".mp3", ".webp"}
 
@@ -64,3 +64,14 @@ def test_running_every_encoder_writes_nothing_in_the_home_folder(tmp_path):
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
+
+
+def test_importing_the_demo_makes_no_folder_and_a_built_demo_a_private_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    env["TMPDIR"] = str(tmp_path)
+    code = ("import os, app_gradio; d = os.environ['GRADIO_TEMP_DIR']; print(os.path.exists(d)); "
+            "app_gradio.build_demo(); print(oct(os.stat(d).st_mode & 0o777))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False", "0o700"], out.stderr[-2000:]
+    assert not list(tmp_path.iterdir())  # and nothing is left once the process ends

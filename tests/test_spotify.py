@@ -49,6 +49,9 @@ class FakeSpotify(BaseHTTPRequestHandler):
             return self._send(429, {"error": {"status": 429, "message": "slow down"}}, {"Retry-After": "3600"})
         if isinstance(mode, int):
             return self._send(mode, {"error": {"status": mode, "message": "nope"}})
+        if self.path.startswith("/v1/recommendations") and mode == "recommendations-ok":
+            items = [{"id": f"r{i:021d}", "name": f"Rec {i}", "artists": [{"name": f"Band {i}"}]} for i in range(20)]
+            return self._send(200, {"tracks": items})
         if self.path.startswith("/v1/search"):
             items = [{"id": f"{i:022d}", "name": f"Song {i}", "artists": [{"name": f"Artist {i}"}], "popularity": 50,
                       "album": {"images": [{"url": f"http://img/{i}"}]}, "external_urls": {"spotify": f"http://s/{i}"}}
@@ -119,6 +122,20 @@ def test_recommendations_only_behind_an_explicit_setting(fake):
     FakeSpotify.mode = 404  # what a new app gets in 2026
     with pytest.raises(SpotifyUnavailable, match="404"):
         fake.recommendations(target_from_va(0.2, 0.2))
+
+
+def test_search_mode_tries_recommendations_only_when_allowed_and_falls_back_to_search(fake, catalog_tracks):
+    target = target_from_va(0.2, 0.2)
+    FakeSpotify.mode = "ok"  # recommendations answer 404, search works
+    tracks, note = with_spotify(catalog_tracks, target, fake, source="spotify", n=5)
+    assert note == "5 tracks from Spotify search" and not any("recommendations" in c for c in FakeSpotify.calls)
+    fake.allow_recommendations = True
+    tracks, note = with_spotify(catalog_tracks, target, fake, source="spotify", n=5)
+    assert "recommendations unavailable" in note and "404" in note and "from Spotify search" in note and len(tracks) == 5
+    FakeSpotify.mode = "recommendations-ok"
+    tracks, note = with_spotify(catalog_tracks, target, fake, source="spotify", n=5)
+    assert note == "5 tracks from Spotify recommendations" and tracks[0].name == "Rec 0"
+    assert tracks[0].features["valence"] == pytest.approx(target.valence) and "recommendations for" in tracks[0].explanation
 
 
 def test_no_credentials_means_catalog_and_no_cache_file(monkeypatch, tmp_path, catalog_tracks):

@@ -316,3 +316,31 @@ def test_an_unreachable_hub_falls_back_at_once_without_transformers_retries(monk
     r = enc.predict("I am furious with you")
     assert r.ok and r.top_emotion == "angry" and not tried
     assert "cannot be reached" in r.message and "embedded default" in r.message
+
+
+def test_the_recipe_swaps_a_saved_adapter_in_whole(tmp_path):
+    """peft writes an adapter file by file: the recipe saves beside the old one and swaps, so a failed save keeps it."""
+    from models.text.train_text import save_adapter
+
+    class Encoder:
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+
+        def save_pretrained(self, folder: str) -> None:
+            from pathlib import Path
+
+            Path(folder).mkdir()
+            (Path(folder) / "adapter_model.safetensors").write_text("new")
+            if self.fail:
+                raise OSError("disk full")
+            (Path(folder) / "adapter_config.json").write_text("{}")
+
+    target = tmp_path / "adapter"
+    target.mkdir()
+    (target / "adapter_model.safetensors").write_text("old")
+    with pytest.raises(OSError, match="disk full"):
+        save_adapter(Encoder(fail=True), target)
+    assert (target / "adapter_model.safetensors").read_text() == "old"
+    save_adapter(Encoder(fail=False), target)
+    assert (target / "adapter_model.safetensors").read_text() == "new" and (target / "adapter_config.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # the failed save's leftovers are gone too

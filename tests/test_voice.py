@@ -1,7 +1,6 @@
 """The voice encoder with the embedded Whisper tiny.en backbone and our head."""
 
 import io
-import shutil
 import subprocess
 
 import numpy as np
@@ -11,19 +10,9 @@ import soundfile as sf
 from multimodal import EMOTIONS, Status, VoiceEncoder
 from multimodal.audio_io import TARGET_SR, detect_speech, to_mono_16k
 
-from .conftest import needs_data
+from .conftest import espeak, needs_data, needs_espeak, speech
 
 SR = 48_000
-espeak = shutil.which("espeak-ng")
-needs_espeak = pytest.mark.skipif(espeak is None, reason="espeak-ng is not installed (CI installs it with apt)")
-
-
-def speech(text: str, tmp_path, name="s.wav") -> str:
-    path = tmp_path / name
-    subprocess.run([espeak, "-w", str(path), text], check=True)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory):
     if espeak is None:

@@ -26,9 +26,11 @@ import argparse
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -310,6 +312,21 @@ def quantize_int8(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def save_adapter(encoder: Any, folder: Path) -> None:
+    """peft's ``save_pretrained`` into a fresh folder beside ``folder``, then swapped in: a failed save leaves the old
+    adapter whole (peft writes file by file into the target)."""
+    fresh = folder.with_name(f".{folder.name}.new")
+    old = folder.with_name(f".{folder.name}.old")
+    for leftover in (fresh, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    encoder.save_pretrained(str(fresh))
+    (fresh / "README.md").unlink(missing_ok=True)  # peft's empty template card
+    if folder.exists():
+        folder.rename(old)
+    fresh.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_data_dir())
@@ -340,8 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         net = train(args, tokenizer)
         net.encoder.peft_config["default"].base_model_name_or_path = "sentence-transformers/all-MiniLM-L6-v2"
-        net.encoder.save_pretrained(str(args.out / "adapter"))
-        (args.out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's empty template card
+        save_adapter(net.encoder, args.out / "adapter")
         head_tmp = args.out / "head.safetensors.tmp"  # written whole or not at all, like every file the recipe writes
         save_file({k: v.contiguous() for k, v in net.head.state_dict().items()}, str(head_tmp))
         os.replace(head_tmp, args.out / "head.safetensors")

@@ -1,0 +1,110 @@
+"""The HTTP API on Ray Serve: ``moodtune serve --ray --replicas N`` (needs ``pip install 'moodtune[serve]'``).
+
+Each replica is the same FastAPI app as ``moodtune serve`` (:func:`interfaces.http.create_app`) around its own
+engine: it reserves ``threads`` CPUs, runs its models with that many math threads, and loads and warms them in
+its constructor, so a replica that answers is ready. The catalog is put into Ray's object store once and every
+replica reads that one copy (numpy arrays zero-copy) instead of each unpickling its own. Requests are stateless
+(the session and the calibration travel with each), so any replica can answer any call.
+
+Several machines: ``ray start --head --disable-usage-stats`` on one, ``ray start --address HEAD:6379
+--disable-usage-stats`` on the others, then ``moodtune serve --ray --replicas N`` on the head.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from multimodal.errors import MoodtuneError
+
+
+class RayUnavailable(MoodtuneError, RuntimeError):
+    """Ray Serve is not installed."""
+
+
+def _ray():
+    try:
+        import ray
+        from ray import serve
+    except ImportError as exc:
+        raise RayUnavailable("Ray Serve is not installed: pip install 'moodtune[serve]'") from exc
+    return ray, serve
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _replica_grpc_on_loopback() -> None:
+    """On a single machine whose Ray node is 127.0.0.1, bind the replica's inter-deployment gRPC server there too.
+
+    Ray Serve 2.60 binds it on every interface (``"[::]:0"``, hard-coded in ``ray/serve/_private/replica.py``), after
+    the replica's constructor; nothing off this machine needs it when the node itself is loopback. A Ray without
+    that helper is left as it is.
+    """
+    from ray.serve._private import replica
+
+    bind = getattr(replica, "add_port_to_grpc_server", None)
+    if bind is None or getattr(bind, "_moodtune_loopback", False):
+        return
+
+    def on_loopback(server: Any, address: str) -> Any:
+        return bind(server, "127.0.0.1:0" if address == "[::]:0" else address)
+
+    on_loopback._moodtune_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = on_loopback
+
+
+class MoodService:
+    """One replica: an engine on ``threads`` math threads around the catalog from the object store."""
+
+    def __init__(self, catalog: list[Any], threads: int = 1) -> None:
+        import ray
+
+        # a list, so that Ray hands the reference over as is and the replica reads the shared copy here
+        self.catalog = ray.get(catalog[0])
+        self.threads = threads
+        if ray.util.get_node_ip_address() in LOOPBACK:
+            _replica_grpc_on_loopback()
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from fusion import MoodEngine
+        from interfaces.http import create_app
+
+        engine = MoodEngine(catalog=self.catalog, workers=max(2, self.threads), threads=self.threads)
+        return create_app(engine, warm=True)  # the app's startup warms the models before the replica takes traffic
+
+
+def build_app(replicas: int = 2, threads: int = 1, catalog: str | None = None) -> Any:
+    """The Serve application: ``replicas`` copies of :class:`MoodService` (each ``num_cpus=threads``)."""
+    ray, serve = _ray()
+    from recommend import load_catalog
+
+    shared = ray.put(load_catalog(catalog))
+    deployment = serve.deployment(serve.ingress()(MoodService), name="moodtune", num_replicas=replicas,
+                                  ray_actor_options={"num_cpus": threads},
+                                  health_check_period_s=10, graceful_shutdown_timeout_s=20)
+    return deployment.bind([shared], threads)
+
+
+def run(host: str = "127.0.0.1", port: int = 8000, replicas: int = 2, threads: int = 1, address: str | None = None,
+        catalog: str | None = None) -> None:
+    """Connect to the Ray cluster at ``address`` (``RAY_ADDRESS``, else a running local one, else start one), deploy
+    and serve on ``host:port`` until interrupted; then take the deployment down."""
+    import signal
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
+    ray, serve = _ray()
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) takes the deployment down like Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop)
+    ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        serve.run(build_app(replicas, threads, catalog), name="moodtune", route_prefix="/", blocking=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,108 @@
+"""`moodtune serve --ray`: two replicas on a local Ray cluster, everything on 127.0.0.1."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from .conftest import free_port, wav_bytes
+
+ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
+pytestmark = [pytest.mark.ray, pytest.mark.skipif(ray_cli is None, reason="Ray is absent: pip install 'moodtune[serve]'")]
+
+
+def ray_processes() -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        line = " ".join(p.info["cmdline"] or [])
+        if p.info["name"] in ("raylet", "gcs_server") or "ray::" in line or "ray/_private" in line:
+            found.append(p)
+    return found
+
+
+def listeners(processes: list[psutil.Process]) -> set[str]:
+    """The addresses these processes listen on (TCP)."""
+    out = set()
+    for p in processes:
+        try:
+            out |= {c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A one-node Ray cluster on 127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: without it, Ray 2.60 replaces
+    --node-ip-address=127.0.0.1 with the machine's network address)."""
+    if ray_processes():
+        pytest.skip("a Ray cluster is already running on this machine")
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    port = free_port()
+    subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", "--disable-usage-stats"], env=env, check=True, capture_output=True,
+                   timeout=120)
+    try:
+        yield env, f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_two_replicas_answer_share_sessions_stay_on_loopback_and_shut_down_cleanly(ray_cluster, tmp_path):
+    import httpx
+
+    env, address = ray_cluster
+    port = free_port()
+    serve_env = {**env, "RAY_ADDRESS": address, "MOODTUNE_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "serve", "--ray", "--replicas", "2",
+                             "--port", str(port)], env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        start, ready = time.time(), False
+        while time.time() - start < 300 and not ready and proc.poll() is None:
+            try:
+                ready = httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(1)
+        assert ready, proc.stdout.read().decode()[-3000:] if proc.poll() is not None else "not ready in 300 s"
+        # every answer is right, and both replicas answer
+        workers = {}
+        for i in range(12):
+            r = httpx.post(f"{url}/v1/analyze", data={"text": "I am furious with you", "n": "5"},
+                           files={"audio": ("me.wav", wav_bytes(), "audio/wav")} if i % 3 == 0 else None, timeout=120)
+            assert r.status_code == 200 and r.json()["mood"]["top_emotion"] == "angry", r.text[:300]
+            workers.setdefault(r.headers["x-moodtune-worker"], r.json())
+        assert len(workers) == 2, workers.keys()
+        # a skip answered by one replica changes the next list from the other: the session travels with the request
+        (first_worker, first), (other_worker, _) = list(workers.items())
+        skipped = first["tracks"][0]
+        session = None
+        for _ in range(20):
+            fb = httpx.post(f"{url}/v1/feedback", json={"session": first["session"], "track": skipped, "kind": "skip",
+                                                          "mood": first["mood"]}, timeout=60)
+            if fb.headers["x-moodtune-worker"] == first_worker:
+                session = fb.json()["session"]
+                break
+        assert session is not None and session["skipped"] == [skipped["id"]]
+        for _ in range(20):
+            again = httpx.post(f"{url}/v1/recommend", json={"mood": first["mood"], "n": 5, "session": session},
+                               timeout=60)
+            if again.headers["x-moodtune-worker"] == other_worker:
+                break
+        assert again.headers["x-moodtune-worker"] == other_worker
+        assert skipped["id"] not in {t["id"] for t in again.json()["tracks"]}
+        # every listener of the cluster and the service is on loopback
+        addresses = listeners([*ray_processes(), psutil.Process(proc.pid)])
+        assert addresses and addresses <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, addresses
+    finally:
+        proc.terminate()  # SIGTERM: the command takes its deployment down and disconnects
+        proc.wait(timeout=120)
+    replicas = [p for p in ray_processes() if "ServeReplica" in " ".join(p.cmdline())]
+    assert not replicas, "replicas left after the service stopped"
+    subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    time.sleep(2)
+    assert not ray_processes(), [p.info for p in ray_processes()]
