@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from load_test import TEXTS, free_port, request_inputs  # noqa: E402
+from run import timeit  # noqa: E402
 
 from multimodal.files import write_atomic  # noqa: E402
 
@@ -129,17 +130,7 @@ def http_call(url: str, image: bytes, audio: bytes) -> Callable[[int], Any]:
 
 def overhead(call_http: Callable[[], Any], call_local: Callable[[], Any], n: int = 40) -> tuple[float, float]:
     """p50 of one text-only request over HTTP and in process (sequential, after a warm-up)."""
-    def p50(fn: Callable[[], Any]) -> float:
-        for _ in range(5):
-            fn()
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1000)
-        return float(np.median(times))
-
-    return p50(call_http), p50(call_local)
+    return timeit(call_http, n, 5)[0], timeit(call_local, n, 5)[0]
 
 
 def closing(rows: list[tuple[str, dict[str, Any], float, float, float, str]]) -> str:

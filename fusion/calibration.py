@@ -117,7 +117,8 @@ class Calibration:
                      for d, x, dx in (("valence", r.valence, dv), ("arousal", r.arousal, da))}
             # confidence and quality stay as the model gave them: the weight factor says how far to trust it
             out[m] = replace(r, probabilities={e: float(x) for e, x in zip(EMOTIONS, p)},
-                             extras={**r.extras, "uncalibrated": dict(r.probabilities)}, **moved)
+                             extras={**r.extras, "uncalibrated": dict(r.probabilities)},
+                             valence=moved["valence"], arousal=moved["arousal"])
         return out, dict(self.weight_factors_)
 
     def explain(self, threshold: float = 0.25) -> list[str]:

@@ -141,7 +141,7 @@ def analyze(
             entry = journal.record_analysis(mood, strategy, words=text)
             if feel is not None and mood.ok:
                 journal.record_correction(entry, feel)
-        if feel is not None and profile is not None and mood.ok:
+        if feel is not None and profile is not None and profile_file is not None and mood.ok:
             profile = engine.correct(mood, feel, profile)
             profile.save(profile_file)
             learned = profile.calibration.explain()

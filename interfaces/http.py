@@ -22,6 +22,7 @@ from typing import Any, Literal
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile  # what request.form() gives (FastAPI's is a subclass)
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # a 25 MB upload plus the form around it
 # Requests waiting for the models in this process beyond those running: a mixed request takes 0.1-1 s of the 2
@@ -209,13 +210,15 @@ def create_app(engine: Any = None, *, warm: bool = True, max_queue: int = MAX_QU
             # parts stay in memory up to the body limit (_keep_uploads_in_memory)
             form = await request.form(max_files=2, max_fields=10, max_part_size=MAX_BODY_BYTES)
             try:
-                image = await form["image"].read() if hasattr(form.get("image"), "read") else None
-                audio = await form["audio"].read() if hasattr(form.get("audio"), "read") else None
-                fields = AnalyzeJSON(text=form.get("text") or None, n=int(form.get("n", 10)),
-                                     strategy=form.get("strategy", "match"), catalog=form.get("catalog") or None,
-                                     session=json.loads(form["session"]) if form.get("session") else None,
-                                     faces=form.get("faces", "largest"),
-                                     calibration=json.loads(form["calibration"]) if form.get("calibration") else None)
+                files = {k: v for k, v in form.items() if isinstance(v, UploadFile)}
+                text = {k: v for k, v in form.items() if isinstance(v, str)}  # a file sent as a field is ignored
+                image = await files["image"].read() if "image" in files else None
+                audio = await files["audio"].read() if "audio" in files else None
+                fields = AnalyzeJSON.model_validate({
+                    "text": text.get("text") or None, "n": text.get("n", 10), "strategy": text.get("strategy", "match"),
+                    "catalog": text.get("catalog") or None, "faces": text.get("faces", "largest"),
+                    "session": json.loads(text["session"]) if text.get("session") else None,
+                    "calibration": json.loads(text["calibration"]) if text.get("calibration") else None})
             except (ValueError, TypeError) as exc:
                 raise HTTPException(422, f"malformed request: {exc}") from exc
             finally:

@@ -62,6 +62,12 @@ class Journal:
         self._lock = threading.Lock()
 
     # -- connection ---------------------------------------------------------------------------
+    def _writer(self) -> sqlite3.Connection:
+        """The connection, creating the journal if it does not exist yet."""
+        conn = self._connect(create=True)
+        assert conn is not None  # create=True always connects or raises
+        return conn
+
     def _connect(self, create: bool = False) -> sqlite3.Connection | None:
         if self._conn is None:
             if not self.path.exists() and not create:
@@ -100,7 +106,7 @@ class Journal:
 
     def _set(self, key: str, value: str) -> None:
         with self._lock:
-            self._connect(create=True).execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
+            self._writer().execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
 
     @property
     def enabled(self) -> bool:
@@ -138,11 +144,11 @@ class Journal:
         names = ", ".join(values)
         try:
             with self._lock:  # one entry, one transaction (autocommit)
-                cur = self._connect(create=True).execute(
+                cur = self._writer().execute(
                     f"INSERT INTO events ({names}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
         except sqlite3.Error as exc:
             raise JournalError(f"could not write to the journal {self.path}: {exc}") from exc
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def record_analysis(self, mood: Any, strategy: str = "", words: str | None = None,
                         time: str | None = None) -> int | None:
@@ -177,9 +183,9 @@ class Journal:
             if conn is None:
                 frame = pd.DataFrame(columns=COLUMNS)
             else:
-                query, args = "SELECT * FROM events", ()
+                query, args = "SELECT * FROM events", []
                 if since is not None:
-                    query, args = query + " WHERE time >= ?", (since.astimezone(timezone.utc).isoformat(),)
+                    query, args = query + " WHERE time >= ?", [since.astimezone(timezone.utc).isoformat()]
                 frame = pd.read_sql_query(query + " ORDER BY time, id", conn, params=args)
         frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
         frame["analysis_id"] = frame["analysis_id"].astype("Int64")  # None where the row is an analysis

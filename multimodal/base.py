@@ -175,16 +175,16 @@ class Encoder(ABC, Generic[Backend]):
                 else self.postprocess(p, next(outputs), **kwargs) for p in prepared]
 
     @abstractmethod
-    def preprocess(self, x: Any, **kwargs: Any) -> Any:
+    def preprocess(self, x: Any, /, **kwargs: Any) -> Any:
         """One input → what the model reads, or a failed :class:`ModalityReading` that says why it cannot (raising
         :class:`InputError` does the same)."""
 
     @abstractmethod
-    def _forward(self, items: list[Any], **kwargs: Any) -> Sequence[Any]:
+    def _forward(self, items: list[Any], /, **kwargs: Any) -> Sequence[Any]:
         """Run the model once over the preprocessed items; one output per item, in order."""
 
     @abstractmethod
-    def postprocess(self, item: Any, output: Any, **kwargs: Any) -> ModalityReading:
+    def postprocess(self, item: Any, output: Any, /, **kwargs: Any) -> ModalityReading:
         """One item and its model output → its reading."""
 
 

@@ -68,8 +68,7 @@ def prepare_faces(image: Any, detector: FaceDetector | None, detect_face: bool =
     det_grey, det_scale = downscale(grey, DETECT_SIDE)
     if cv2.meanStdDev(det_grey)[1].item() < 2.0:  # (numpy's std of a 640×480 frame costs 2 ms)
         return ModalityReading.failed("face", Status.NO_FACE, "the image is blank (one flat colour): no face found")
-    faces = [FaceBox(*(int(round(v / det_scale)) for v in f.as_tuple()), score=f.score, detector=f.detector)
-             for f in detector.detect(det_grey, all_faces=all_faces)]
+    faces = [f.scaled(1 / det_scale) for f in detector.detect(det_grey, all_faces=all_faces)]
     if not faces and max(h, w) <= CROP_MAX_SIDE and 0.75 <= w / h <= 1.33:
         # A small square image with no face found in it is most likely a face crop already (FER2013 is 48×48,
         # too small for the detector's windows): read it whole, and say so.
@@ -84,7 +83,7 @@ def prepare_faces(image: Any, detector: FaceDetector | None, detect_face: bool =
     crops = []
     for box in faces if all_faces else faces[:1]:
         x0, y0 = max(box.x, 0), max(box.y, 0)
-        full_box = FaceBox(*(int(round(v / scale)) for v in box.as_tuple()), score=box.score, detector=box.detector)
+        full_box = box.scaled(1 / scale)
         crops.append(FaceCrop(square_crop(grey, box), small[y0:y0 + box.h, x0:x0 + box.w], full_box,
                               face_quality(box, grey.shape), notes))
     return crops
@@ -236,7 +235,7 @@ class FaceEncoder(Encoder[FaceBackend]):
             raise ValueError(f"faces={kwargs['faces']!r}: choose one of {', '.join(FACE_MODES)}")
         return super().predict_batch(xs, **kwargs)
 
-    def preprocess(self, x: Any, detect_face: bool = True, faces: str = "largest",
+    def preprocess(self, x: Any, /, detect_face: bool = True, faces: str = "largest",
                    **_: Any) -> list[FaceCrop] | ModalityReading:
         """The image's face crops (largest first; every face with ``faces="all"``)."""
         try:
@@ -245,13 +244,13 @@ class FaceEncoder(Encoder[FaceBackend]):
             return ModalityReading.failed(self.modality, Status.UNSUPPORTED, str(exc))
         return prepare_faces(x, detector, detect_face, faces == "all")
 
-    def _forward(self, images: list[list[FaceCrop]], **_: Any) -> list[np.ndarray]:
+    def _forward(self, images: list[list[FaceCrop]], /, **_: Any) -> list[np.ndarray]:
         """Every crop of every image in one batch; per image, its crops' probabilities."""
         probs = self.backend.probabilities([c for crops in images for c in crops])
         ends = np.cumsum([len(crops) for crops in images])
         return np.split(probs, ends[:-1])
 
-    def postprocess(self, crops: list[FaceCrop], probs: np.ndarray, faces: str = "largest",
+    def postprocess(self, crops: list[FaceCrop], probs: np.ndarray, /, faces: str = "largest",
                     **_: Any) -> ModalityReading:
         results = [FaceResult(c.box.as_tuple() if c.box else None, self._reading(c, p, self.backend))
                    for c, p in zip(crops, probs)]

@@ -37,6 +37,11 @@ class FaceBox:
     def as_tuple(self) -> tuple[int, int, int, int]:
         return (self.x, self.y, self.w, self.h)
 
+    def scaled(self, factor: float) -> "FaceBox":
+        """The same box in an image ``factor`` times the size (a detection copy back to the caller's image)."""
+        x, y, w, h = (int(round(v * factor)) for v in self.as_tuple())
+        return FaceBox(x, y, w, h, self.score, self.detector)
+
 
 class FaceDetector(Protocol):
     name: str

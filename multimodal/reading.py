@@ -67,7 +67,7 @@ class ModalityReading:
 
     @property
     def top_emotion(self) -> str | None:
-        return max(self.probabilities, key=self.probabilities.get) if self.ok and self.probabilities else None
+        return max(self.probabilities, key=lambda e: self.probabilities[e]) if self.ok and self.probabilities else None
 
     def valence_arousal(self, probs: np.ndarray | None = None) -> tuple[float, float]:
         """The model's direct (valence, arousal) where it has them, else the emotion table's of ``probs`` (by

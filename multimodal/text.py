@@ -310,10 +310,10 @@ class TextEncoder(Encoder[TextBackend]):
     def _load_transformers(self, ref: str) -> TextBackend:
         return HubTextBackend(ref)
 
-    def preprocess(self, x: Any, **_: Any) -> PreparedText | ModalityReading:
+    def preprocess(self, x: Any, /, **_: Any) -> PreparedText | ModalityReading:
         return prepare_text(x)
 
-    def _forward(self, texts: list[PreparedText], **_: Any) -> list[TextRead]:
+    def _forward(self, texts: list[PreparedText], /, **_: Any) -> list[TextRead]:
         """Every text's chunks (a long text: up to ``max_chunks`` spread over it) and contrast clauses in one run of
         the model; per text, the length-weighted mean over its chunks, blended with its clauses' mean."""
         backend = self.backend
@@ -341,12 +341,12 @@ class TextEncoder(Encoder[TextBackend]):
             if k:
                 clause_dist, clause_direct = self._pool(out, c0, k, np.ones(k))
                 dist = (1 - CLAUSE_WEIGHT) * dist + CLAUSE_WEIGHT * clause_dist
-                if direct is not None:
+                if direct is not None and clause_direct is not None:
                     direct = (1 - CLAUSE_WEIGHT) * direct + CLAUSE_WEIGHT * clause_direct
             reads.append(TextRead(dist, direct, out.direct_weight, n, k))
         return reads
 
-    def postprocess(self, p: PreparedText, read: TextRead, **_: Any) -> ModalityReading:
+    def postprocess(self, p: PreparedText, read: TextRead, /, **_: Any) -> ModalityReading:
         """Sarcasm markers, then the reading with its direct valence/arousal blended as the heads were fitted."""
         dist, direct, w = read.probabilities, read.direct, read.direct_weight
         extras: dict[str, Any] = {"language": p.language, "chunks": read.chunks, "characters": len(p.text)}
@@ -359,11 +359,11 @@ class TextEncoder(Encoder[TextBackend]):
             dist[_HAPPY] -= moved
             dist[_ANGRY] += moved
             p.notes.append(f"read as sarcasm ('{cue}'): the happy words count as annoyance")
-            if direct is not None:  # the direct valence read the words too: take the table's of the new reading
+            if w is not None:  # the direct valence read the words too: take the table's of the new reading
                 w = w * np.array([0.0, 1.0])
             extras["sarcasm"] = cue
         valence = arousal = None
-        if direct is not None:
+        if direct is not None and w is not None:
             va = blend_valence_arousal(direct, dist, w)
             valence, arousal = (float(va[d]) if w[d] > 0 else None for d in (0, 1))
         return ModalityReading.from_probs(

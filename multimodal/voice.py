@@ -173,6 +173,8 @@ class HeadBackend(VoiceBackend):
         self.label_map = label_map_for(self.head.labels, name="moodtune-voice") if self.head else label_map_for(EMOTIONS)
 
     def outputs(self, feats: np.ndarray, transcripts: list[str]) -> list[VoiceOutput]:
+        if self.head is None:
+            raise RuntimeError("this backend extracts features only (it was built without a head)")
         probs, direct = self.head(feats)
         probs = self.label_map.to_emotions(probs, self.head.labels)
         w = self.head.direct_weight
@@ -325,13 +327,13 @@ class VoiceEncoder(Encoder[VoiceBackend]):
     def _transcribing(self) -> bool:
         return bool(self.transcribe and self.backend.can_transcribe)
 
-    def preprocess(self, x: Any, **_: Any) -> VoiceClip | ModalityReading:
+    def preprocess(self, x: Any, /, **_: Any) -> VoiceClip | ModalityReading:
         return prepare_voice(x)
 
-    def _forward(self, clips: list[VoiceClip], **_: Any) -> list[Any]:
+    def _forward(self, clips: list[VoiceClip], /, **_: Any) -> list[Any]:
         return self.backend.read(clips, transcribe=self._transcribing)
 
-    def postprocess(self, clip: VoiceClip, read: Any, **_: Any) -> ModalityReading:
+    def postprocess(self, clip: VoiceClip, read: Any, /, **_: Any) -> ModalityReading:
         backend = self.backend
         extras: dict[str, Any] = {"speech_seconds": round(clip.activity.speech_seconds, 2),
                                   "speech_ratio": round(clip.activity.speech_ratio, 3),

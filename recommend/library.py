@@ -60,7 +60,7 @@ def estimate_features(path: str | Path, seconds: float = 60.0) -> Estimate:
     except Exception:  # noqa: BLE001 - formats soundfile cannot open go through librosa/ffmpeg
         from multimodal.audio_io import is_ffmpeg_container
 
-        if Path(path).suffix.lower() in {".wav", ".flac", ".ogg", ".aiff", ".aif"} or not is_ffmpeg_container(path):
+        if Path(path).suffix.lower() in {".wav", ".flac", ".ogg", ".aiff", ".aif"} or not is_ffmpeg_container(Path(path)):
             raise ValueError("unreadable audio file") from None
         total = librosa.get_duration(path=str(path))
     offset = max(0.0, total / 2 - seconds / 2)

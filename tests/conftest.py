@@ -22,6 +22,20 @@ DATA = default_data_dir()
 needs_data = pytest.mark.skipif(DATA is None, reason="../shared/data is absent (it is only beside a CI or dev checkout)")
 
 
+#: Fixtures that load real models, data or servers: a test that uses one is in the slow tier.
+SLOW_FIXTURES = {"engine", "text_encoder", "face_encoder", "voice_encoder", "data_dir", "running_app", "client",
+                 "ray_cluster", "fer_val", "spoken"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the slow tier: tests that load models, data, a browser, Ray or a server process. ``scripts/check --fast``
+    (``-m "not slow"``) runs the rest in seconds."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SLOW_FIXTURES or any(item.get_closest_marker(m) for m in ("browser", "ray")):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if DATA is None:

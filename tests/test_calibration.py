@@ -43,6 +43,7 @@ def test_three_contrary_corrections_do_not_overturn_a_confident_reading():
     assert calibrated.probabilities["happy"] > mood.probabilities["happy"]  # nudged, not ignored
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 @pytest.mark.parametrize("tilt,min_gain", [(1.0, -0.02), (30.0, 0.10)])
 def test_ten_corrections_fix_a_face_that_reads_sadder_and_leave_an_unbiased_user_alone(tilt, min_gain):
     rng = np.random.default_rng(0)

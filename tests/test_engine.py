@@ -105,6 +105,7 @@ def run_cli(*args, timeout=240):
                                                                                      "COLUMNS": "160"})
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_cli_analyze_json():
     out = run_cli("analyze", "--text", "I am furious with you", "--n", "5", "--json")
     assert out.returncode == 0, out.stderr
@@ -113,6 +114,7 @@ def test_cli_analyze_json():
     assert data["mood"]["readings"]["face"]["status"] == "missing"
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_cli_analyze_table_and_errors(tmp_path):
     out = run_cli("analyze", "--text", "so proud of myself!!", "--strategy", "uplift", "--n", "3")
     assert out.returncode == 0, out.stderr
@@ -170,6 +172,7 @@ def test_mood_and_tracks_round_trip_through_json(engine):
     assert [t.id for t in engine.recommend(back, n=3)] == [t.id for t in tracks]
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_threads_and_warmup_make_an_engine_ready(monkeypatch):
     from fusion import MoodEngine
     from multimodal import runtime

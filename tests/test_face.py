@@ -327,6 +327,7 @@ def test_shipped_onnx_net_is_the_trained_net():
     assert backend.temperature == pytest.approx(float(props["temperature"]))
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_export_onnx_keeps_the_logits_and_metadata_with_any_batch(tmp_path):
     import torch
     from safetensors.torch import save_file

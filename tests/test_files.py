@@ -72,6 +72,7 @@ def test_only_regular_files_are_imported(tmp_path):
             Catalog.from_csv(path)
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_cli_import_refuses_devices_and_bad_names_quickly(tmp_path):
     env = {**os.environ, "MOODTUNE_HOME": str(tmp_path / "home")}
     csv = tmp_path / "x.csv"
@@ -84,6 +85,7 @@ def test_cli_import_refuses_devices_and_bad_names_quickly(tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x.csv").exists()
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_library_scan_skips_pipes_devices_and_broken_links(tmp_path):
     music = tmp_path / "music"
     music.mkdir()

@@ -116,6 +116,7 @@ def test_api_key_when_set(engine, monkeypatch):
         assert c.get("/v1/catalogs", headers={"Authorization": "Bearer k3y"}).status_code == 200
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_moodtune_serve_process_warms_then_answers(tmp_path):
     import httpx
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 from .conftest import free_port
 
@@ -30,6 +31,7 @@ demo.close()
 """
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_no_upload_remains_after_a_demo_session(tmp_path):
     temp = tmp_path / "gradio-temp"
     env = {**os.environ, "GRADIO_TEMP_DIR": str(temp), "TMPDIR": str(tmp_path / "tmp"),
@@ -49,6 +51,7 @@ def test_no_upload_remains_after_a_demo_session(tmp_path):
     assert "shh-secret-42" not in out.stdout + out.stderr
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_running_every_encoder_writes_nothing_in_the_home_folder(tmp_path):
     """No telemetry queue or device id (onnxruntime), no caches: a fresh HOME stays empty after face, voice and
     text readings."""
@@ -66,6 +69,7 @@ def test_running_every_encoder_writes_nothing_in_the_home_folder(tmp_path):
     assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_importing_the_demo_makes_no_folder_and_a_built_demo_a_private_one(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
     env["TMPDIR"] = str(tmp_path)
