@@ -344,3 +344,13 @@ def test_the_recipe_swaps_a_saved_adapter_in_whole(tmp_path):
     save_adapter(Encoder(fail=False), target)
     assert (target / "adapter_model.safetensors").read_text() == "new" and (target / "adapter_config.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # the failed save's leftovers are gone too
+
+
+def test_the_recipe_takes_per_set_sample_sizes():
+    from models.text.train_text import TRAIN_SETS, train_sets
+
+    sizes = {c: n for c, _, n in train_sets(["goemotions=0", "dair=500"])}
+    assert sizes["goemotions"] is None and sizes["dair"] == 500  # 0: every row
+    assert train_sets(None) == TRAIN_SETS
+    with pytest.raises(SystemExit, match="CORPUS=N"):
+        train_sets(["tweets=5"])

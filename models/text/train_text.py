@@ -87,9 +87,21 @@ def class_weights(targets: np.ndarray, cover: np.ndarray) -> np.ndarray:
     return w / (targets @ w).mean()
 
 
-def build_rows(data: Path, tokenizer, rng: np.random.Generator) -> tuple[TrainRows, dict[str, int]]:
+def train_sets(rows: list[str] | None = None) -> list[tuple[str, str, int | None]]:
+    """:data:`TRAIN_SETS` with the per-epoch sample sizes given as ``corpus=N`` (0: every row)."""
+    sizes = {}
+    for item in rows or []:
+        corpus, _, n = item.partition("=")
+        if corpus not in {c for c, _, _ in TRAIN_SETS} or not n.isdigit():
+            raise SystemExit(f"--rows {item!r}: expected CORPUS=N with CORPUS one of {', '.join(c for c, _, _ in TRAIN_SETS)}")
+        sizes[corpus] = int(n) or None
+    return [(c, split, sizes.get(c, n)) for c, split, n in TRAIN_SETS]
+
+
+def build_rows(data: Path, tokenizer, rng: np.random.Generator,
+               sets: list[tuple[str, str, int | None]] = TRAIN_SETS) -> tuple[TrainRows, dict[str, int]]:
     ids, targets, cover, weights, va, va_w, counts = [], [], [], [], [], [], {}
-    for corpus, split, n in TRAIN_SETS:
+    for corpus, split, n in sets:
         s = load_text_split(data, corpus, split)
         keep = np.sort(rng.choice(len(s), n, replace=False)) if n and n < len(s) else np.arange(len(s))
         t = s.targets[keep]
@@ -156,7 +168,7 @@ def loss_fn(logits: torch.Tensor, va: torch.Tensor, rows: TrainRows, idx: np.nda
 def train(args: argparse.Namespace, tokenizer) -> TextEmotionNet:
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
-    rows, counts = build_rows(args.data, tokenizer, rng)
+    rows, counts = build_rows(args.data, tokenizer, rng, train_sets(args.rows))
     print("training rows:", json.dumps(counts), flush=True)
     net = TextEmotionNet(with_lora(base_encoder(), args.rank))
     params = [{"params": [p for p in net.encoder.parameters() if p.requires_grad], "lr": args.lr},
@@ -340,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--export-only", action="store_true", help="skip training: export the adapter in --out")
+    ap.add_argument("--rows", action="append", metavar="CORPUS=N",
+                    help="rows sampled per epoch from a training set (0: all), e.g. --rows goemotions=0")
     args = ap.parse_args(argv)
     if args.data is None:
         ap.error("no data folder: pass --data ../shared/data or set MOODTUNE_DATA")
@@ -398,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
     os.replace(chosen_path, args.out / "text_model.onnx")
     metrics.update({"shipped": f"onnx_{chosen}", "int8_accuracy_cost": loss,
                     "calibration": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in cal.items()},
-                    "train_sets": TRAIN_SETS, "epochs": args.epochs, "rank": args.rank, "seed": args.seed})
+                    "train_sets": train_sets(args.rows), "epochs": args.epochs, "rank": args.rank, "seed": args.seed})
     write_atomic(args.out / "metrics.json", json.dumps(metrics, indent=1, default=float))
     print(json.dumps({k: metrics[k] for k in ("shipped", "int8_accuracy_cost")}, indent=1))
     print(json.dumps(metrics[f"onnx_{chosen}" if chosen == "int8" else "onnx_fp32"], indent=1, default=float))
