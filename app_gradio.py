@@ -175,7 +175,7 @@ def _mood_outputs(mood: MoodReading, tracks: list[Track], show_players: bool, im
 
 
 def _journal(write: Any, *args: Any) -> Any:
-    """A journal write that never fails the request (a full disk is a log line, not a lost mood)."""
+    """A journal write that never fails the request (a full disk is a warning on the page, not a lost mood)."""
     try:
         return write(*args)
     except JournalError as exc:

@@ -83,8 +83,9 @@ class MoodEngine:
         voiced = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 6)) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
         face = np.zeros((48, 48), np.uint8)
         face[12:20, 10:18] = face[12:20, 30:38] = 200  # two "eyes": not blank, so the face model runs
-        inputs: dict[str, tuple[FaceEncoder | VoiceEncoder | TextEncoder, Any]] = {"face": (self.face, face), "voice": (self.voice, (rate, (0.3 * voiced).astype(np.float32))),
-                  "text": (self.text, "warming up")}
+        inputs: dict[str, tuple[FaceEncoder | VoiceEncoder | TextEncoder, Any]] = {
+            "face": (self.face, face), "voice": (self.voice, (rate, (0.3 * voiced).astype(np.float32))),
+            "text": (self.text, "warming up")}
         seconds = {}
         for name, (encoder, x) in inputs.items():
             start = time.perf_counter()

@@ -83,6 +83,8 @@ class Encoder(ABC, Generic[Backend]):
     """
 
     modality: ClassVar[str]
+    #: the keyword options ``predict``/``predict_batch`` take (passed to every stage); any other raises TypeError
+    options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: str | Path | None = None) -> None:
         self.spec = ModelSpec.parse(model)
@@ -133,6 +135,10 @@ class Encoder(ABC, Generic[Backend]):
 
     def predict_batch(self, xs: Sequence[Any], **kwargs: Any) -> list[ModalityReading]:
         """Read many inputs; each gets its own reading (a bad one does not spoil the others)."""
+        unknown = sorted(set(kwargs) - set(self.options))
+        if unknown:  # a caller's mistake, not bad input: raise
+            raise TypeError(f"{type(self).__name__}.predict got unknown option(s) {', '.join(unknown)}; it takes "
+                            f"{', '.join(self.options) or 'none'}")
         t0 = time.perf_counter()
         readings: list[ModalityReading | None] = [None] * len(xs)
         todo = []

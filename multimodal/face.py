@@ -198,6 +198,7 @@ class FaceEncoder(Encoder[FaceBackend]):
     """
 
     modality = "face"
+    options = ("detect_face", "faces")
 
     def __init__(self, model: str | Path | None = None, *, detector: str = "haar", **detector_kw: Any) -> None:
         super().__init__(model)

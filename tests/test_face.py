@@ -392,3 +392,14 @@ def test_group_mode_through_the_engine_lists_every_face(engine, fer_val):
     assert engine.face.predict_all(b"not an image") == []
     with pytest.raises(ValueError, match="choose one of largest, all"):
         engine.analyze(image=frame, faces="everyone")
+
+
+def test_an_option_an_encoder_does_not_take_raises_before_any_model_loads():
+    from multimodal import TextEncoder, VoiceEncoder
+
+    with pytest.raises(TypeError, match="unknown option.*detect_fac.*takes detect_face, faces"):
+        FaceEncoder().predict(np.zeros((48, 48), np.uint8), detect_fac=False)
+    for encoder in (TextEncoder(), VoiceEncoder()):
+        with pytest.raises(TypeError, match="unknown option\\(s\\) faces; it takes none"):
+            encoder.predict_batch([None], faces="all")
+        assert encoder._backend is None  # nothing was loaded for it
