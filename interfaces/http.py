@@ -1,7 +1,7 @@
-"""moodtune's HTTP API (FastAPI): ``moodtune serve``, or ``uvicorn interfaces.http:app``.
+"""moodtune's HTTP API (FastAPI): ``moodtune serve``, or ``uvicorn --factory interfaces.http:create_app``.
 
-Requests are stateless: the session (likes, skips) travels in each request and response, so any worker can
-answer any call. A bad image or audio is that signal's status inside a 200 mood; 422 is for a malformed request,
+Requests are stateless: the session (likes, skips) and the user's calibration (corrections) travel in each request
+and response, so any worker or replica can answer any call. A bad image or audio is that signal's status inside a 200 mood; 422 is for a malformed request,
 413 for a body over the limit, 503 (with ``Retry-After``) when this process's queue is full. Off loopback, set
 ``MOODTUNE_API_KEY`` and send ``Authorization: Bearer <key>``. TLS belongs to a reverse proxy in front.
 """
