@@ -82,17 +82,25 @@ def webcam_frame(data: Path | None, textured: bool = False, side: int = 200) -> 
     return frame
 
 
-def four_face_frame(data: Path) -> np.ndarray:
-    """A 640×480 frame with four FER2013 val faces pasted at 160, 130, 110 and 90 pixels (the group-mode test's)."""
+#: (FER2013 val index, side, y, x) of four faces each found alone at its size in a 640×480 frame
+FOUR_FACES = ((1, 160, 30, 30), (5, 130, 40, 400), (6, 110, 290, 80), (8, 90, 300, 450))
+
+
+def paste_four_faces(images: np.ndarray) -> np.ndarray:
+    """A grey 640×480 frame with the :data:`FOUR_FACES` of ``images`` pasted in (the group-mode test's frame)."""
     import cv2
 
+    frame = np.full((480, 640), 110, np.uint8)
+    for i, side, y, x in FOUR_FACES:
+        frame[y:y + side, x:x + side] = cv2.resize(images[i], (side, side), interpolation=cv2.INTER_CUBIC)
+    return frame
+
+
+def four_face_frame(data: Path) -> np.ndarray:
+    """That frame from FER2013 val, as RGB."""
     from multimodal.datasets import load_fer2013
 
-    images, _ = load_fer2013(data, "val")
-    frame = np.full((480, 640), 110, np.uint8)
-    for i, (side, y, x) in zip([1, 5, 6, 8], [(160, 30, 30), (130, 40, 400), (110, 290, 80), (90, 300, 450)]):
-        frame[y:y + side, x:x + side] = cv2.resize(images[i], (side, side), interpolation=cv2.INTER_CUBIC)
-    return np.repeat(frame[:, :, None], 3, axis=2)
+    return np.repeat(paste_four_faces(load_fer2013(data, "val")[0])[:, :, None], 3, axis=2)
 
 
 def journal_benchmark(entries: int = 10_000) -> tuple[str, str, str]:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import numpy as np
 
 from multimodal import FaceEncoder, TextEncoder, VoiceEncoder
-from multimodal.face import FACE_MODES
+from multimodal.face import check_faces_mode
 from multimodal.reading import ModalityReading, Status
 from multimodal.runtime import set_math_threads
 from recommend import Catalog, Session, Track, load_catalog, recommend_tracks
@@ -119,8 +119,7 @@ class MoodEngine:
     def read(self, image: Any = None, audio: Any = None, text: Any = None, *,
              detect_face: bool = True, faces: str = "largest") -> dict[str, ModalityReading]:
         """Each signal's reading (missing signals get status ``missing``)."""
-        if faces not in FACE_MODES:
-            raise ValueError(f"faces={faces!r}: choose one of {', '.join(FACE_MODES)}")
+        check_faces_mode(faces)  # before the voice and text work, not after it
         return self._submit(self._read, image, audio, text, detect_face=detect_face, faces=faces)
 
     def _read(self, image: Any, audio: Any, text: Any, *, detect_face: bool,

@@ -30,6 +30,12 @@ DETECT_SIDE = 320  # face detection runs on a copy at most this large
 FACE_MODES = ("largest", "all")  # which faces a reading reads
 
 
+def check_faces_mode(faces: str) -> None:
+    """A mode that is not one of :data:`FACE_MODES` is a caller's mistake, not bad input: ValueError."""
+    if faces not in FACE_MODES:
+        raise ValueError(f"faces={faces!r}: choose one of {', '.join(FACE_MODES)}")
+
+
 @dataclass
 class FaceCrop:
     crop: np.ndarray         # grey uint8 (48, 48) for our CNN
@@ -232,8 +238,7 @@ class FaceEncoder(Encoder[FaceBackend]):
 
     def predict_batch(self, xs: Sequence[Any], **kwargs: Any) -> list[ModalityReading]:
         """Read many images; ``faces="all"`` reads every face of each image as a group (``extras["faces"]``)."""
-        if kwargs.get("faces", "largest") not in FACE_MODES:  # a caller's mistake, not bad input: raise
-            raise ValueError(f"faces={kwargs['faces']!r}: choose one of {', '.join(FACE_MODES)}")
+        check_faces_mode(kwargs.get("faces", "largest"))
         return super().predict_batch(xs, **kwargs)
 
     def preprocess(self, x: Any, /, detect_face: bool = True, faces: str = "largest",

@@ -98,11 +98,8 @@ def wav_bytes(seconds: float = 2.0) -> bytes:
 
 
 def four_faces(images) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """A 640×480 frame with four FER faces pasted at different sizes (each found alone at its size)."""
-    import cv2
+    """A 640×480 frame with four FER faces pasted at different sizes (each found alone at its size), and where
+    (side, y, x): the benchmark's frame."""
+    from benchmarks.run import FOUR_FACES, paste_four_faces
 
-    frame = np.full((480, 640), 110, np.uint8)
-    spots = [(160, 30, 30), (130, 40, 400), (110, 290, 80), (90, 300, 450)]  # side, y, x
-    for i, (side, y, x) in zip([1, 5, 6, 8], spots):
-        frame[y:y + side, x:x + side] = cv2.resize(images[i], (side, side), interpolation=cv2.INTER_CUBIC)
-    return frame, spots
+    return paste_four_faces(images), [(side, y, x) for _, side, y, x in FOUR_FACES]

@@ -16,11 +16,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.skipif(ray_cli is None, reason="Ray i
 
 
 def ray_processes() -> list[psutil.Process]:
+    from benchmarks.serving import ray_pids
+
     found = []
-    for p in psutil.process_iter(["name", "cmdline"]):
-        line = " ".join(p.info["cmdline"] or [])
-        if p.info["name"] in ("raylet", "gcs_server") or "ray::" in line or "ray/_private" in line:
-            found.append(p)
+    for pid in ray_pids():
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
     return found
 
 
@@ -105,4 +108,4 @@ def test_two_replicas_answer_share_sessions_stay_on_loopback_and_shut_down_clean
     assert not replicas, "replicas left after the service stopped"
     subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
     time.sleep(2)
-    assert not ray_processes(), [p.info for p in ray_processes()]
+    assert not ray_processes(), [p.cmdline() for p in ray_processes()]
