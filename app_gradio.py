@@ -119,10 +119,16 @@ def status_markdown(mood: MoodReading) -> str:
     return "\n".join(lines)
 
 
+TRACK_COLUMNS = ["#", "track", "artist", "genre", "why", "link"]
+# fixed shares, so the long "why" wraps inside the table instead of pushing "link" out of sight at laptop widths
+TRACK_WIDTHS = ["4%", "20%", "14%", "8%", "44%", "10%"]
+
+
 def tracks_frame(tracks: list[Track]) -> pd.DataFrame:
+    """The recommendations table; the link is a markdown link the table renders as one."""
     return pd.DataFrame([{"#": i, "track": t.name, "artist": t.artist, "genre": t.genre, "why": t.explanation,
-                          "link": t.spotify_url or ""} for i, t in enumerate(tracks, 1)],
-                        columns=["#", "track", "artist", "genre", "why", "link"])
+                          "link": f"[Spotify]({t.spotify_url})" if t.spotify_url else ""}
+                         for i, t in enumerate(tracks, 1)], columns=TRACK_COLUMNS)
 
 
 def players_html(tracks: list[Track], show_players: bool) -> str:
@@ -400,7 +406,9 @@ def build_demo() -> gr.Blocks:
                                       label="Each signal and the fused mood", y_lim=[0, 1], elem_id="signal-bars")
                     plane = gr.ScatterPlot(x="valence", y="arousal", color="signal", x_lim=[-1, 1], y_lim=[-1, 1],
                                            label="Valence–arousal plane", elem_id="va-plane")
-                table = gr.Dataframe(label="Recommendations", wrap=True, elem_id="tracks-table", interactive=False)
+                table = gr.Dataframe(label="Recommendations", headers=TRACK_COLUMNS, wrap=True, elem_id="tracks-table",
+                                     interactive=False, column_widths=TRACK_WIDTHS,
+                                     datatype=["number", "str", "str", "str", "str", "markdown"])
                 players = gr.HTML()
                 with gr.Row():
                     pick = gr.Dropdown(choices=[], label="A track you liked or want to skip", type="value")

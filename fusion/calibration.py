@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
@@ -156,7 +157,15 @@ class Calibration:
             corrections = tuple(Correction.from_dict(c) for c in d.get("corrections", [])[-MAX_CORRECTIONS:])
         except (KeyError, TypeError, ValueError) as exc:
             raise CalibrationError(f"not a moodtune calibration ({exc})") from exc
-        return fit_calibration(corrections)
+        # a client sends the same calibration with every request: fit it once
+        return _fit_once(tuple((c.emotion, c.time, tuple(sorted((m, p, w) for m, (p, w) in c.signals.items())))
+                               for c in corrections))
+
+
+@lru_cache(maxsize=64)
+def _fit_once(key: tuple) -> Calibration:
+    """:func:`fit_calibration` of the corrections ``key`` spells out (hashable; the result is immutable)."""
+    return fit_calibration(tuple(Correction(e, {m: (p, w) for m, p, w in signals}, t) for e, t, signals in key))
 
 
 def fit_calibration(corrections: tuple[Correction, ...], weight_penalty: float = WEIGHT_PENALTY,

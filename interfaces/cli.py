@@ -377,7 +377,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: 
                                                           "models and runs them on 2 pool threads × 1 math thread."),
           ray: bool = typer.Option(False, "--ray", help="Serve on Ray Serve (pip install 'moodtune[serve]'): "
                                    "--replicas copies of the engine, on this machine or a Ray cluster."),
-          replicas: int = typer.Option(2, "--replicas", min=1, help="With --ray: how many replicas."),
+          replicas: str = typer.Option("2", "--replicas", help="With --ray: how many replicas (e.g. 2), or a range "
+                                       "to autoscale within (e.g. 1-4)."),
           threads: int = typer.Option(1, "--threads", min=1, help="With --ray: CPUs (and math threads) per replica."),
           ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --ray: the cluster to join "
                                                     "(default: RAY_ADDRESS, else a running local one, else a new one).")) -> None:
@@ -393,7 +394,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: 
 
         try:
             run(host=host, port=port, replicas=replicas, threads=threads, address=ray_address)
-        except RayUnavailable as exc:
+        except (RayUnavailable, ValueError) as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
         return

@@ -7,7 +7,9 @@ replica reads that one copy (numpy arrays zero-copy) instead of each unpickling 
 (the session and the calibration travel with each), so any replica can answer any call.
 
 Several machines: ``ray start --head --disable-usage-stats`` on one, ``ray start --address HEAD:6379
---disable-usage-stats`` on the others, then ``moodtune serve --ray --replicas N`` on the head.
+--disable-usage-stats`` on the others, then ``moodtune serve --ray --replicas N`` on the head; ``--replicas 2-8``
+lets Serve add replicas under load and remove them when it passes. Ray hands a replica at most
+:data:`MAX_ONGOING` requests and holds at most :data:`MAX_QUEUED` more; beyond that a caller gets 503 at once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,34 @@ def _ray():
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+#: requests Ray hands one replica at once; the replica's own queue (``interfaces.http.MAX_QUEUE``) takes the rest
+MAX_ONGOING = 8
+#: requests Ray's router holds when every replica is full; beyond this it answers 503 at once (memory stays bounded)
+MAX_QUEUED = 64
+#: with autoscaling, Serve adds a replica when the replicas average more requests in flight than this
+TARGET_ONGOING = 2
+
+
+def parse_replicas(spec: str | int) -> tuple[int, int]:
+    """``"3"`` → (3, 3): a fixed count; ``"1-4"`` → (1, 4): autoscaled between the two."""
+    low, dash, high = str(spec).strip().partition("-")
+    try:
+        bounds = int(low), int(high if dash else low)
+    except ValueError:
+        raise ValueError(f"replicas: expected a count like 2 or a range like 1-4, not {spec!r}") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"replicas: expected 1 ≤ min ≤ max, not {spec!r}")
+    return bounds
+
+
+def deployment_options(replicas: str | int = 2, threads: int = 1) -> dict[str, Any]:
+    """Ray Serve deployment options: a fixed count of replicas, or autoscaling between ``"min-max"``."""
+    low, high = parse_replicas(replicas)
+    scaling: dict[str, Any] = ({"num_replicas": low} if low == high else {"autoscaling_config": {
+        "min_replicas": low, "initial_replicas": low, "max_replicas": high, "target_ongoing_requests": TARGET_ONGOING}})
+    return {"name": "moodtune", **scaling, "ray_actor_options": {"num_cpus": threads},
+            "max_ongoing_requests": MAX_ONGOING, "max_queued_requests": MAX_QUEUED,
+            "health_check_period_s": 10, "graceful_shutdown_timeout_s": 20}
 
 
 def _replica_grpc_on_loopback() -> None:
@@ -74,23 +104,24 @@ class MoodService:
         return create_app(engine, warm=True)  # the app's startup warms the models before the replica takes traffic
 
 
-def build_app(replicas: int = 2, threads: int = 1, catalog: str | None = None) -> Any:
-    """The Serve application: ``replicas`` copies of :class:`MoodService` (each ``num_cpus=threads``)."""
+def build_app(replicas: str | int = 2, threads: int = 1, catalog: str | None = None) -> Any:
+    """The Serve application: copies of :class:`MoodService` (each ``num_cpus=threads``), ``replicas`` of them
+    or autoscaled within ``"min-max"``."""
     ray, serve = _ray()
     from recommend import load_catalog
 
+    options = deployment_options(replicas, threads)  # a bad count fails here, before the catalog is loaded
     shared = ray.put(load_catalog(catalog))
-    deployment = serve.deployment(serve.ingress()(MoodService), name="moodtune", num_replicas=replicas,
-                                  ray_actor_options={"num_cpus": threads},
-                                  health_check_period_s=10, graceful_shutdown_timeout_s=20)
-    return deployment.bind([shared], threads)
+    return serve.deployment(serve.ingress()(MoodService), **options).bind([shared], threads)
 
 
-def run(host: str = "127.0.0.1", port: int = 8000, replicas: int = 2, threads: int = 1, address: str | None = None,
-        catalog: str | None = None) -> None:
+def run(host: str = "127.0.0.1", port: int = 8000, replicas: str | int = 2, threads: int = 1,
+        address: str | None = None, catalog: str | None = None) -> None:
     """Connect to the Ray cluster at ``address`` (``RAY_ADDRESS``, else a running local one, else start one), deploy
     and serve on ``host:port`` until interrupted; then take the deployment down."""
     import signal
+
+    parse_replicas(replicas)  # before Ray starts
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
     ray, serve = _ray()

@@ -51,7 +51,9 @@ class UploadJanitor:
         for p in sorted(self.folder.rglob("*"), reverse=True) if self.folder and self.folder.exists() else []:
             try:
                 if p.is_dir():
-                    if force or not any(p.iterdir()):
+                    # an empty folder only once it has been left alone for a while: Gradio makes some right before
+                    # it writes into them (removing one in between fails Gradio's mkdir(exist_ok=True))
+                    if force or (not any(p.iterdir()) and now >= p.stat().st_mtime + self.orphan_s):
                         p.rmdir()
                 elif p not in self._due and (force or now >= p.stat().st_mtime + self.orphan_s):
                     p.unlink()

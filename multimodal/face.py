@@ -108,6 +108,17 @@ class FaceResult:
     box: tuple[int, int, int, int] | None
     reading: ModalityReading
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the box as a list (or None) and the reading's :meth:`ModalityReading.to_dict`."""
+        return {"box": list(self.box) if self.box else None, "reading": self.reading.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FaceResult":
+        """The face :meth:`to_dict` gave."""
+        box = d.get("box")
+        x, y, w, h = (int(v) for v in box) if box else (0, 0, 0, 0)
+        return cls((x, y, w, h) if box else None, ModalityReading.from_dict(d["reading"]))
+
 
 def group_reading(results: list[FaceResult], message: str = "") -> ModalityReading:
     """The group's mood as one face reading: the faces' distributions averaged with weights box area ×

@@ -37,8 +37,8 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 MAX_TEXT_CHARS = 20_000  # the models read at most this much of a text (about 3,500 words); the reading says so
 _SPACE = re.compile(r"\s+")
 _CONTRAST = re.compile(r"\s*,?\s*\b(?:but|yet|though|although|even though|however|whereas)\b\s*,?\s*", re.I)
-# Linear in the text: each group is one run without ambiguity (the old "[^,;]*\w[^,;]*" backtracked quadratically,
-# 4.6 s for 16,000 letters); that both sides hold a word is checked after the match. _CONTRAST's "\s*" runs are at
+# Linear in the text: each group is one run without ambiguity (a pattern like "[^,;]*\w[^,;]*" backtracks
+# quadratically: seconds for 16,000 letters); that both sides hold a word is checked after the match. _CONTRAST's "\s*" runs are at
 # most one character long, because clean_text squeezes whitespace first.
 _LEADING = re.compile(r"^\W*(?:although|though|even though|while)\s+([^,;]+)[,;]\s*(.+)$", re.I | re.S)
 CLAUSE_WEIGHT = 0.5  # share of the clause average in a contrasted sentence (dair/GoEmotions: accuracy-neutral)

@@ -138,7 +138,7 @@ def test_real_browser_types_a_mood_and_sees_results(running_app):
         browser = p.chromium.launch(executable_path=chromium, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                                           "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page = browser.new_page(viewport={"width": 1366, "height": 1600})  # a common laptop width
         page.goto(running_app, wait_until="domcontentloaded")
         page.locator("#mood-text textarea").wait_for(timeout=60_000)
         page.locator("#mood-text textarea").fill("I'm exhausted and sad, nothing went right today")
@@ -152,6 +152,27 @@ def test_real_browser_types_a_mood_and_sees_results(running_app):
         assert "sad" in label_text.lower()
         assert "vs target" in page.locator("#tracks-table").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "demo.png"), full_page=True)
+        # at 1366 px nothing is cut: the table shows its last column and links without a hidden overflow, and
+        # the bar chart's labels sit inside the chart without covering each other
+        layout = page.evaluate("""() => {
+            const box = e => e.getBoundingClientRect();
+            const table = document.querySelector('#tracks-table'), t = box(table);
+            const heads = [...table.querySelectorAll('th')].filter(h => ['why', 'link'].includes(h.innerText.trim()));
+            const a = table.querySelector('td a[href*="spotify"]');
+            const link = heads.length === 2 && a ? Math.max(box(a).right, ...heads.map(h => box(h).right)) - t.right
+                                                 : null;
+            const svg = document.querySelector('#signal-bars svg'), s = box(svg);
+            const labels = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(box);
+            const overlaps = labels.flatMap((a, i) => labels.slice(i + 1).filter(b =>
+                Math.min(a.right, b.right) - Math.max(a.left, b.left) > 2 &&
+                Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 2)).length;
+            const cut = labels.filter(r => r.left < s.left - 1 || r.right > s.right + 1).length;
+            return {link, width: window.innerWidth, overlaps, cut,
+                    labels: labels.length, page: document.documentElement.scrollWidth};
+        }""")
+        assert layout["link"] is not None and layout["link"] <= 1, layout  # "why" and "link" inside the table's box
+        assert layout["page"] <= layout["width"] and layout["labels"] >= 3, layout
+        assert layout["overlaps"] == 0 and layout["cut"] == 0, layout
         browser.close()
 
 
@@ -231,6 +252,9 @@ def test_upload_janitor_deletes_files_no_request_read_and_everything_on_exit(tmp
     assert not original.exists() and converted.exists()  # unread: gone after orphan_s; read: waits for its grace
     janitor.sweep(now + 100)
     assert not converted.exists() and not (uploads / "abc").exists()
+    (uploads / "fresh").mkdir()  # Gradio makes a folder right before it writes into it: not swept away meanwhile
+    janitor.sweep((uploads / "fresh").stat().st_mtime + 1)
+    assert (uploads / "fresh").exists()
     (uploads / "late").mkdir()
     (uploads / "late" / "x.wav").write_bytes(b"x")
     janitor.sweep(force=True)  # what atexit (and SIGTERM through it) runs

@@ -74,6 +74,10 @@ def test_a_calibration_travels_as_data_and_is_refitted_from_its_corrections():
     assert Calibration.from_dict(data) == cal
     data["biases"]["face"] = [50.0] * 7  # tampered parameters are ignored: they are refitted
     assert Calibration.from_dict(data).biases_ == cal.biases_
+    # a client sends its calibration with every request: the same corrections are fitted once
+    assert Calibration.from_dict(data) is Calibration.from_dict(json.loads(json.dumps(data)))
+    data["corrections"][0]["emotion"] = "sad"
+    assert Calibration.from_dict(data).corrections[0].emotion == "sad"
     for bad in ({"corrections": [{"emotion": "joy", "signals": {}}]}, {"corrections": 3}, [],
                 {"corrections": [{"emotion": "sad", "signals": {"face": {"probabilities": [1], "weight": 1}}}]}):
         with pytest.raises(CalibrationError):

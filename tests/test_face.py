@@ -1,6 +1,7 @@
 """The face encoder: detection, crops, our FER2013 CNN, bad input."""
 
 import io
+import json
 import socket
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 
 from multimodal import EMOTIONS, FaceEncoder, Status
-from multimodal.face import prepare_face
+from multimodal.face import FaceResult, prepare_face
 from multimodal.face_detection import FaceBox, HaarFaceDetector, square_crop
 from multimodal.image_io import downscale, to_rgb
 
@@ -380,6 +381,9 @@ def test_every_face_of_a_group_is_found_read_and_pooled(face_encoder, fer_val):
     spread = sum(w * jensenshannon(f.reading.vector, expected, base=2) ** 2 for w, f in zip(weights / weights.sum(), faces))
     assert group.extras["spread"] == pytest.approx(spread, abs=1e-4) and "4 faces" in group.message
     assert face_encoder.predict(frame).extras["box"] == faces[0].box  # the default reads the largest
+    again = [FaceResult.from_dict(json.loads(json.dumps(f.to_dict()))) for f in faces]  # JSON round trip
+    assert [(f.box, f.reading.top_emotion) for f in again] == [(f.box, f.reading.top_emotion) for f in faces]
+    np.testing.assert_allclose([f.reading.vector for f in again], [f.reading.vector for f in faces], atol=1e-6)
 
 
 @needs_data

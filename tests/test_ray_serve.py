@@ -109,3 +109,29 @@ def test_two_replicas_answer_share_sessions_stay_on_loopback_and_shut_down_clean
     subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
     time.sleep(2)
     assert not ray_processes(), [p.cmdline() for p in ray_processes()]
+
+
+def test_replica_counts_ranges_and_bounded_queues_become_valid_serve_options():
+    from ray import serve
+
+    from interfaces.ray_serve import MAX_ONGOING, MAX_QUEUED, MoodService, deployment_options, parse_replicas
+
+    assert parse_replicas("3") == (3, 3) and parse_replicas(" 1-4 ") == (1, 4) and parse_replicas(2) == (2, 2)
+    for bad in ("0", "4-1", "two", "1-", "-3"):
+        with pytest.raises(ValueError, match="replicas"):
+            parse_replicas(bad)
+    fixed, scaled = deployment_options("2"), deployment_options("1-4", threads=2)
+    assert fixed["num_replicas"] == 2 and "autoscaling_config" not in fixed
+    assert scaled["autoscaling_config"]["min_replicas"] == 1 and scaled["autoscaling_config"]["max_replicas"] == 4
+    assert "num_replicas" not in scaled and scaled["ray_actor_options"] == {"num_cpus": 2}
+    for options in (fixed, scaled):  # Serve validates them (no cluster needed)
+        config = serve.deployment(MoodService, **options)._deployment_config
+        assert config.max_ongoing_requests == MAX_ONGOING and config.max_queued_requests == MAX_QUEUED
+    assert serve.deployment(MoodService, **scaled)._deployment_config.autoscaling_config.max_replicas == 4
+
+
+def test_a_bad_replica_range_is_refused_before_ray_starts():
+    done = subprocess.run([sys.executable, "-m", "interfaces.cli", "serve", "--ray", "--replicas", "4-1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "1 ≤ min ≤ max" in done.stderr + done.stdout
+    assert not ray_processes()

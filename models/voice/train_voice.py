@@ -51,6 +51,9 @@ STRONG_PUSH = 1 / 3
 DIRECT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 EMODB_MALE = {"03", "10", "11", "12", "15"}
 ROBUSTNESS = ("noisy", "quiet")
+SHORT = "-short"          # suffix of a pass read as the encoder reads emotion alone (no silence after the window)
+SCORED = ("clean", "clean" + SHORT, *ROBUSTNESS)
+FEATURES_VERSION = 3      # bump when the encoder's features change (2: one Whisper pass; 3: both passes, 8-kHz pitch)
 PROTOCOL = ("8 speaker-independent folds: each leaves out one EmoDB speaker and two RAVDESS actors (one male, one "
             "female); scored on their clean takes and on two fixed corruptions (10 dB pink noise; −45 dBFS with "
             "babble 20 dB below); RAVDESS calm and EmoDB boredom scored as neutral")
@@ -119,12 +122,16 @@ def fixed_corruption(y: np.ndarray, kind: str, rng: np.random.Generator, others:
 _backend: WhisperEmotionBackend | None = None
 
 
-def _features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Head inputs of both encoder passes the encoder runs (padded for a transcript; the window alone for emotion
+    only), and the prosody statistics."""
     clip = prepare_voice((SR, y))
     if not isinstance(clip, VoiceClip):
         return None
     prosody = prosody_features(clip)
-    return _backend.features(clip, prosody=prosody), prosody
+    assert _backend is not None
+    return (_backend.features(clip, _backend.encode(clip.samples, pad=True), prosody),
+            _backend.features(clip, _backend.encode(clip.samples, pad=False), prosody), prosody)
 
 
 def _init_worker() -> None:
@@ -147,7 +154,7 @@ def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]):
 def extract(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
     """Features of one pass over every take (``clean``, ``copyN`` or a robustness corruption), cached."""
     version = f"_augment{AUGMENT_VERSION}" if kind.startswith("copy") else ""
-    path = work / f"features_{kind}_seed{seed}{version}.npz"
+    path = work / f"features{FEATURES_VERSION}_{kind}_seed{seed}{version}.npz"
     if path.exists():
         return dict(np.load(path))
     from multiprocessing import get_context
@@ -158,15 +165,35 @@ def extract(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dic
     with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
         results = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"features ({kind})"))
     ok = np.array([r is not None for r in results])
-    dim = next(r for r in results if r is not None)[0].shape[0]
-    pdim = next(r for r in results if r is not None)[1].shape[0]
-    whisper = np.stack([r[0] if r is not None else np.zeros(dim, np.float32) for r in results])
-    prosody = np.stack([r[1] if r is not None else np.zeros(pdim, np.float32) for r in results])
-    out = {"whisper": whisper, "prosody": prosody, "ok": ok}
+    first = next(r for r in results if r is not None)
+    whisper, short, prosody = (np.stack([r[j] if r is not None else np.zeros_like(first[j]) for r in results])
+                               for j in range(3))
+    out = {"whisper": whisper, "whisper_short": short, "prosody": prosody, "ok": ok}
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **out)
     os.replace(tmp, path)
     return out
+
+
+def load_passes(takes: Takes, work: Path, seed: int, copies: int, workers: int) -> dict[str, dict[str, np.ndarray]]:
+    """Every pass the recipe trains and scores on: the clean takes, ``copies`` corrupted copies and the robustness
+    corruptions as the encoder reads them with a transcript, and the clean takes and copies as it reads them for
+    emotion alone (the same name + :data:`SHORT`)."""
+    passes = {}
+    for kind in ["clean", *(f"copy{i + 1}" for i in range(copies)), *ROBUSTNESS]:
+        f = extract(takes, kind, work, seed, workers)
+        passes[kind] = {"whisper": f["whisper"], "prosody": f["prosody"], "ok": f["ok"]}
+        if kind not in ROBUSTNESS:
+            passes[kind + SHORT] = {"whisper": f["whisper_short"], "prosody": f["prosody"], "ok": f["ok"]}
+    return passes
+
+
+def training_passes(passes: dict, which: str, chosen: tuple[str, ...] | str = "all") -> list[str]:
+    """The passes a candidate trains on: ``chosen`` (and their emotion-only reads), or every non-robustness pass.
+    The prosody statistics are the same in both reads of a take, so a prosody-only head takes them once."""
+    names = [k for k in passes if k not in ROBUSTNESS] if chosen == "all" else \
+        [k for c in chosen for k in (c, c + SHORT)]
+    return [k for k in names if not (which == "prosody" and k.endswith(SHORT))]
 
 
 # -- heads ------------------------------------------------------------------------------------------
@@ -267,7 +294,7 @@ FALLBACK = "MLP prosody only (fallback), clean + corrupted"
 CANDIDATES = {  # name: (features, head, training passes, options of fit_head)
     "logreg, clean takes": ("whisper", "logreg", ("clean",), {}),
     "MLP, clean takes": ("whisper", "mlp", ("clean",), {}),
-    SHIPPED: ("whisper", "mlp", "all", {}),
+    SHIPPED: ("whisper", "mlp", "all", {"epochs": 30, "members": 3}),
     "MLP, Whisper states only, clean + corrupted": ("states", "mlp", "all", {}),
     FALLBACK: ("prosody", "mlp", "all", {}),
 }
@@ -308,10 +335,10 @@ def scores(takes: Takes, probs: np.ndarray, idx: np.ndarray) -> dict:
 
 def cross_validate(takes: Takes, passes: dict[str, dict[str, np.ndarray]], fold: np.ndarray, name: str,
                    seed: int) -> dict:
-    which, head, train_passes, options = CANDIDATES[name]
-    train_passes = [k for k in passes if k not in ROBUSTNESS] if train_passes == "all" else list(train_passes)
-    logits = {k: np.zeros((len(fold), 7)) for k in ("clean", *ROBUSTNESS)}
-    va = np.zeros((len(fold), 2))
+    which, head, chosen, options = CANDIDATES[name]
+    train_passes = training_passes(passes, which, chosen)
+    logits = {k: np.zeros((len(fold), 7)) for k in SCORED}
+    va = {k: np.zeros((len(fold), 2)) for k in ("clean", "clean" + SHORT)}
     for k in tqdm(sorted(set(fold)), desc=name, leave=False):
         tr = np.flatnonzero(fold != k)
         xs, ts, vs, ws = [], [], [], []
@@ -324,8 +351,8 @@ def cross_validate(takes: Takes, passes: dict[str, dict[str, np.ndarray]], fold:
         te = np.flatnonzero(fold == k)
         for p in logits:
             logits[p][te], v = fitted.predict(columns(passes[p], which)[te])
-            if p == "clean":
-                va[te] = v
+            if p in va:
+                va[p][te] = v
     result = {p: scores(takes, softmax(logits[p]), np.flatnonzero(passes[p]["ok"])) for p in logits}
     return {"scores": result, "logits": logits, "va": va}
 
@@ -348,22 +375,26 @@ def refit_and_save(takes: Takes, passes: dict, candidate: str, cv: dict, out: Pa
     """Fit on every speaker; temperature and V/A calibration from the out-of-fold predictions."""
     which, _, _, options = CANDIDATES[candidate]
     xs, ts, vs, ws = [], [], [], []
-    for p in (k for k in passes if k not in ROBUSTNESS):
+    for p in training_passes(passes, which):
         ok = np.flatnonzero(passes[p]["ok"])
         xs.append(columns(passes[p], which)[ok]), ts.append(takes.targets[ok]), vs.append(takes.va[ok])
         ws.append(sample_weights(takes, ok))
     fitted = fit_head(np.concatenate(xs), np.concatenate(ts), np.concatenate(vs), np.concatenate(ws), "mlp", seed,
                       **options)
-    ok = passes["clean"]["ok"]
-    temperature = fit_temperature(cv["logits"]["clean"][ok], takes.targets[ok])
-    va_scale, va_shift = fit_va_calibration(cv["va"][ok], takes.va[ok])
-    direct = np.clip(cv["va"][ok] * va_scale + va_shift, -1, 1)
-    probs = softmax(cv["logits"]["clean"][ok], temperature)
+    # both reads of the clean takes, out of fold: one temperature and one V/A calibration serve both
+    ok = np.concatenate([passes["clean"]["ok"]] * 2)
+    logits = np.concatenate([cv["logits"]["clean"], cv["logits"]["clean" + SHORT]])[ok]
+    raw_va = np.concatenate([cv["va"]["clean"], cv["va"]["clean" + SHORT]])[ok]
+    targets, target_va = np.concatenate([takes.targets] * 2)[ok], np.concatenate([takes.va] * 2)[ok]
+    temperature = fit_temperature(logits, targets)
+    va_scale, va_shift = fit_va_calibration(raw_va, target_va)
+    direct = np.clip(raw_va * va_scale + va_shift, -1, 1)
+    probs = softmax(logits, temperature)
     table = probs @ VA_MATRIX
     r = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
     # per dimension, how much of the direct output to use (the rest: the emotion table's value of the probabilities)
     blends = {w: blend_valence_arousal(direct, probs, np.array([w, w])) for w in DIRECT_WEIGHTS}
-    weight = [max(DIRECT_WEIGHTS, key=lambda w: r(blends[w][:, d], takes.va[ok, d])) for d in (0, 1)]
+    weight = [max(DIRECT_WEIGHTS, key=lambda w: r(blends[w][:, d], target_va[:, d])) for d in (0, 1)]
     blend = blend_valence_arousal(direct, probs, np.array(weight))
     save_voice_head(fitted, out / name, {
         "labels": ",".join(EMOTIONS), "temperature": f"{temperature:.5f}", "va": "1",
@@ -374,9 +405,9 @@ def refit_and_save(takes: Takes, passes: dict, candidate: str, cv: dict, out: Pa
         "data": "RAVDESS actors 01-16 (CC BY-NC-SA 4.0) + EmoDB 8 speakers"})
     return {"temperature": temperature, "va_scale": va_scale.tolist(), "va_shift": va_shift.tolist(),
             "va_direct_weight": weight,
-            **{f"{dim}_r_{how}": r(vals[:, d], takes.va[ok, d]) for d, dim in enumerate(("valence", "arousal"))
+            **{f"{dim}_r_{how}": r(vals[:, d], target_va[:, d]) for d, dim in enumerate(("valence", "arousal"))
                for how, vals in (("direct", direct), ("from_emotions", table), ("shipped", blend))},
-            "va_std_shipped": blend.std(0).tolist(), "va_std_targets": takes.va[ok].std(0).tolist()}
+            "va_std_shipped": blend.std(0).tolist(), "va_std_targets": target_va.std(0).tolist()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -387,16 +418,16 @@ def main(argv: list[str] | None = None) -> None:
                     help="feature cache (one file per pass; an interrupted run resumes)")
     ap.add_argument("--copies", type=int, default=3, help="corrupted copies of every take for training")
     ap.add_argument("--workers", type=int, default=2, help="feature-extraction processes")
-    ap.add_argument("--members", type=int, default=1,
-                    help="networks in the shipped head's ensemble (merged into one; 5 measured +0.001 RAVDESS, "
-                         "+0.007 EmoDB for 5x the training time)")
+    ap.add_argument("--members", type=int, default=None,
+                    help="networks in the shipped head's ensemble, merged into one (default 3; the model card says "
+                         "what 1 and 3 gave)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    CANDIDATES[SHIPPED][3]["members"] = args.members
+    if args.members is not None:
+        CANDIDATES[SHIPPED][3]["members"] = args.members
     takes = load_takes(args.data)
-    kinds = ["clean", *(f"copy{i + 1}" for i in range(args.copies)), *ROBUSTNESS]
-    passes = {k: extract(takes, k, args.work, args.seed, args.workers) for k in kinds}
+    passes = load_passes(takes, args.work, args.seed, args.copies, args.workers)
     fold = folds(takes)
     cv = {name: cross_validate(takes, passes, fold, name, args.seed) for name in tqdm(CANDIDATES, desc="candidates")}
     metrics: dict = {"protocol": PROTOCOL,
@@ -409,12 +440,13 @@ def main(argv: list[str] | None = None) -> None:
     tmp = args.out / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=1))
     os.replace(tmp, args.out / "metrics.json")
-    print(f"{'candidate':50s} {'RAVDESS':>8s} {'EmoDB':>6s} {'noisy':>6s} {'quiet':>6s} {'max share':>9s}")
+    print(f"{'candidate':50s} {'RAVDESS':>8s} {'EmoDB':>6s} {'(emotion only)':>14s} {'noisy':>6s} {'quiet':>6s} "
+          f"{'max share':>9s}")
     for name, c in cv.items():
-        s = c["scores"]
-        print(f"{name:50s} {s['clean']['ravdess']['balanced_accuracy']:8.3f} {s['clean']['emodb']['balanced_accuracy']:6.3f} "
-              f"{s['noisy']['ravdess']['balanced_accuracy']:6.3f} {s['quiet']['ravdess']['balanced_accuracy']:6.3f} "
-              f"{s['clean']['ravdess']['max_predicted_share']:9.2f}")
+        s = {p: {c: s[c]["balanced_accuracy"] for c in ("ravdess", "emodb")} for p, s in c["scores"].items()}
+        print(f"{name:50s} {s['clean']['ravdess']:8.3f} {s['clean']['emodb']:6.3f} {s['clean' + SHORT]['ravdess']:7.3f}"
+              f"{s['clean' + SHORT]['emodb']:7.3f} {s['noisy']['ravdess']:6.3f} {s['quiet']['ravdess']:6.3f} "
+              f"{c['scores']['clean']['ravdess']['max_predicted_share']:9.2f}")
 
 
 if __name__ == "__main__":
