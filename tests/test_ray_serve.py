@@ -55,23 +55,53 @@ def ray_cluster():
         subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def test_two_replicas_answer_share_sessions_stay_on_loopback_and_shut_down_cleanly(ray_cluster, tmp_path):
+def start_service(ray_cluster, replicas: str, home) -> tuple[subprocess.Popen, str]:
+    """`moodtune serve --ray --replicas REPLICAS` on the test cluster, once its /healthz answers."""
     import httpx
 
     env, address = ray_cluster
     port = free_port()
-    serve_env = {**env, "RAY_ADDRESS": address, "MOODTUNE_HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "serve", "--ray", "--replicas", "2",
-                             "--port", str(port)], env=serve_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "serve", "--ray", "--replicas", replicas,
+                             "--port", str(port)], env={**env, "RAY_ADDRESS": address, "MOODTUNE_HOME": str(home)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    start, ready = time.time(), False
+    while time.time() - start < 300 and not ready and proc.poll() is None:
+        try:
+            ready = httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            time.sleep(1)
+    if not ready:
+        proc.terminate()
+        pytest.fail(proc.stdout.read().decode()[-3000:] if proc.poll() is not None else "not ready in 300 s")
+    return proc, url
+
+
+def serve_replicas() -> list[psutil.Process]:
+    return [p for p in ray_processes() if "ServeReplica" in " ".join(p.cmdline())]
+
+
+def test_an_autoscaled_service_starts_at_its_minimum_and_answers(ray_cluster, tmp_path):
+    """--replicas 1-2: Serve's autoscaler owns the count; it starts at the minimum, and the limits travel along."""
+    import httpx
+
+    proc, url = start_service(ray_cluster, "1-2", tmp_path)
     try:
-        start, ready = time.time(), False
-        while time.time() - start < 300 and not ready and proc.poll() is None:
-            try:
-                ready = httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                time.sleep(1)
-        assert ready, proc.stdout.read().decode()[-3000:] if proc.poll() is not None else "not ready in 300 s"
+        r = httpx.post(f"{url}/v1/analyze", data={"text": "I am furious with you", "n": "3"}, timeout=120)
+        assert r.status_code == 200 and r.json()["mood"]["top_emotion"] == "angry", r.text[:300]
+        assert len(serve_replicas()) == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+    assert not serve_replicas(), "replicas left after the service stopped"
+
+
+def test_two_replicas_answer_share_sessions_stay_on_loopback_and_shut_down_cleanly(ray_cluster, tmp_path):
+    import httpx
+
+    env, _ = ray_cluster
+    proc, url = start_service(ray_cluster, "2", tmp_path)
+    try:
         # every answer is right, and both replicas answer
         workers = {}
         for i in range(12):
@@ -104,8 +134,7 @@ def test_two_replicas_answer_share_sessions_stay_on_loopback_and_shut_down_clean
     finally:
         proc.terminate()  # SIGTERM: the command takes its deployment down and disconnects
         proc.wait(timeout=120)
-    replicas = [p for p in ray_processes() if "ServeReplica" in " ".join(p.cmdline())]
-    assert not replicas, "replicas left after the service stopped"
+    assert not serve_replicas(), "replicas left after the service stopped"
     subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
     time.sleep(2)
     assert not ray_processes(), [p.cmdline() for p in ray_processes()]
