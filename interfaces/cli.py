@@ -390,11 +390,11 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: 
         err.print("[yellow]warning:[/yellow] serving beyond this computer without MOODTUNE_API_KEY: anyone who can "
                   "reach the port can use it")
     if ray:
-        from interfaces.ray_serve import RayUnavailable, run
+        from interfaces.ray_serve import RayUnavailable, ReplicasError, run
 
         try:
             run(host=host, port=port, replicas=replicas, threads=threads, address=ray_address)
-        except (RayUnavailable, ValueError) as exc:
+        except (RayUnavailable, ReplicasError) as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
         return

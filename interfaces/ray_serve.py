@@ -24,6 +24,10 @@ class RayUnavailable(MoodtuneError, RuntimeError):
     """Ray Serve is not installed."""
 
 
+class ReplicasError(MoodtuneError, ValueError):
+    """A replica count or range that cannot be deployed."""
+
+
 def _ray():
     try:
         import ray
@@ -48,9 +52,9 @@ def parse_replicas(spec: str | int) -> tuple[int, int]:
     try:
         bounds = int(low), int(high if dash else low)
     except ValueError:
-        raise ValueError(f"replicas: expected a count like 2 or a range like 1-4, not {spec!r}") from None
+        raise ReplicasError(f"replicas: expected a count like 2 or a range like 1-4, not {spec!r}") from None
     if not 1 <= bounds[0] <= bounds[1]:
-        raise ValueError(f"replicas: expected 1 ≤ min ≤ max, not {spec!r}")
+        raise ReplicasError(f"replicas: expected 1 ≤ min ≤ max, not {spec!r}")
     return bounds
 
 

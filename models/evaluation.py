@@ -99,8 +99,8 @@ def evaluate_voice(data: Path) -> tuple[dict, VoiceOutOfFold]:
     work = Path.home() / ".cache" / "moodtune" / "voice"
     work.mkdir(parents=True, exist_ok=True)
     passes = recipe.load_passes(takes, work, seed, copies, workers=2)
-    recipe.CANDIDATES[recipe.SHIPPED][3]["members"] = int(head.meta.get("members", 1))  # as the head was trained
-    cv = recipe.cross_validate(takes, passes, recipe.folds(takes), recipe.SHIPPED, seed)
+    cv = recipe.cross_validate(takes, passes, recipe.folds(takes), recipe.SHIPPED, seed,
+                               members=int(head.meta.get("members", 1)))  # as the head was trained
     ok = passes["clean"]["ok"]
     logits = cv["logits"]["clean"]
     report: dict[str, Any] = {"data": recipe.PROTOCOL, "temperature": head.temperature, **cv["scores"],

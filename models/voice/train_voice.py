@@ -334,8 +334,11 @@ def scores(takes: Takes, probs: np.ndarray, idx: np.ndarray) -> dict:
 
 
 def cross_validate(takes: Takes, passes: dict[str, dict[str, np.ndarray]], fold: np.ndarray, name: str,
-                   seed: int) -> dict:
+                   seed: int, **overrides: object) -> dict:
+    """Candidate ``name`` trained per fold and scored on the left-out speakers; ``overrides`` replace options of
+    :func:`fit_head` for this call (e.g. the member count a shipped head was trained with)."""
     which, head, chosen, options = CANDIDATES[name]
+    options = {**options, **overrides}
     train_passes = training_passes(passes, which, chosen)
     logits = {k: np.zeros((len(fold), 7)) for k in SCORED}
     va = {k: np.zeros((len(fold), 2)) for k in ("clean", "clean" + SHORT)}
