@@ -62,6 +62,36 @@ def ray_pids() -> list[int]:
     return out
 
 
+def replica_count() -> int:
+    return sum("ServeReplica" in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
+
+
+def load_watching_replicas(call: Callable[[int], Any], users: int, requests: int) -> tuple[dict[str, Any], str]:
+    """:func:`load`, counting Ray Serve's replica processes every half second: how far and how soon it scaled."""
+    import threading
+
+    seen: list[tuple[float, int]] = []
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def watch() -> None:
+        while not done.wait(0.5):
+            seen.append((time.perf_counter() - start, replica_count()))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = load(call, users, requests)
+    finally:
+        done.set()
+        watcher.join()
+    first = seen[0][1] if seen else 0
+    peak = max((n for _, n in seen), default=0)
+    grew = next((t for t, n in seen if n > first), None)
+    when = f", the {first + 1}{'nd' if first == 1 else 'th'} from {grew:.0f} s into the load" if grew is not None else ""
+    return result, f"replicas during the load: {first} at the start, {peak} at most{when}"
+
+
 def warmed(call: Callable[[int], Any], users: int, pids: list[int]) -> float:
     """A concurrent warm-up round (each client sends one request of each kind), then the memory: the arenas and
     per-thread buffers the first concurrent requests allocate are not growth."""
@@ -147,6 +177,12 @@ def closing(rows: list[tuple[str, dict[str, Any], float, float, float, str]]) ->
     if r1 and r2 and one:
         parts.append(f"Ray Serve pays for its proxy hop and its own processes on the same two cores: {r1:.1f} and "
                      f"{r2:.1f} req/s with 1 and 2 replicas against {one:.1f} for one `moodtune serve` worker.")
+    auto = next((r for name, r, *_ in rows if "autoscaled" in name), None)
+    if auto and r1:
+        parts.append(f"Autoscaled between 1 and 2 replicas, Serve started the second one during the load (Ray's default "
+                     f"upscale delay is 30 s; the row says when) and every request was answered, but on the same two "
+                     f"cores the new replica's model loading competes with the one already answering: {auto['rps']:.1f} "
+                     f"req/s against {r1:.1f} for a fixed single replica, and the memory grows by a replica's worth.")
     parts.append("So on one small machine, replicas cannot add much throughput; what these rows measure is correctness "
                  "under concurrency (errors), the overhead of each layer, memory and start-up time. Replicas add "
                  "throughput when they bring more cores: more machines (`ray start --address ...` on each, then the same "
@@ -224,7 +260,7 @@ def main() -> None:
     replica_mb: list[float] = []
     if ray_cli and not args.skip_ray:
         ray_env = {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-        for replicas in (1, 2):
+        for replicas in ("1", "2", "1-2"):
             gcs = free_port()
             subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"], env=ray_env,
@@ -232,7 +268,7 @@ def main() -> None:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             proc = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "serve", "--ray", "--replicas",
-                                     str(replicas), "--port", str(port)], env={**ray_env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"},
+                                     replicas, "--port", str(port)], env={**ray_env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"},
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             try:
                 ready = wait_ready(url, proc)
@@ -240,10 +276,11 @@ def main() -> None:
                 before = warmed(call, args.users, [proc.pid, *ray_pids()])
                 replica_mb = [tree_rss_mb([p]) for p in ray_pids()
                               if "ServeReplica" in " ".join(psutil.Process(p).cmdline())] or replica_mb
-                result = load(call, args.users, args.requests)
-                rows.append((f"Ray Serve, {replicas} replica{'s' if replicas > 1 else ''} (num_cpus=1 each)", result,
-                             ready, before, tree_rss_mb([proc.pid, *ray_pids()]),
-                             "driver + GCS + raylet + Serve controller + proxy + replicas"))
+                result, scaled = load_watching_replicas(call, args.users, args.requests)
+                label = (f"Ray Serve, autoscaled {replicas} replicas" if "-" in replicas else
+                         f"Ray Serve, {replicas} replica{'s' if replicas != '1' else ''}")
+                rows.append((f"{label} (num_cpus=1 each)", result, ready, before, tree_rss_mb([proc.pid, *ray_pids()]),
+                             f"driver + GCS + raylet + Serve controller + proxy + replicas; {scaled}"))
                 print(rows[-1], flush=True)
             finally:
                 proc.terminate()

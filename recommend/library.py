@@ -67,8 +67,10 @@ def estimate_features(path: str | Path, seconds: float = 60.0) -> Estimate:
     y, sr = librosa.load(str(path), sr=22050, mono=True, offset=offset, duration=seconds)
     if len(y) < sr:
         raise ValueError("shorter than one second")
-    tempo, beats = librosa.beat.beat_track(y=y, sr=sr)
-    tempo = float(np.atleast_1d(tempo)[0]) or 100.0
+    # beat_track's own tempo estimate without its beat placement, whose numba kernel librosa never caches (2 s of
+    # compiling in every process that scans, 10 s on busy cores)
+    beat_env = librosa.onset.onset_strength(y=y, sr=sr, aggregate=np.median)
+    tempo = (float(librosa.feature.tempo(onset_envelope=beat_env, sr=sr)[0]) if beat_env.any() else 0.0) or 100.0
     rms = librosa.feature.rms(y=y)[0]
     loud = float(20 * np.log10(np.sqrt(np.mean(rms ** 2)) + 1e-9))
     onset_env = librosa.onset.onset_strength(y=y, sr=sr)

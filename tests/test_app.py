@@ -97,7 +97,8 @@ def running_app():
     demo = app_gradio.build_demo()
     demo.queue(default_concurrency_limit=2)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False, quiet=True,
+                **app_gradio.PAGE_OPTIONS)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 

@@ -130,6 +130,7 @@ def test_a_wrong_detector_or_option_fails_when_the_encoder_is_built():
     assert FaceEncoder(large_face_fraction=0.25).detector.large_face_fraction == 0.25
 
 
+@pytest.mark.slow  # builds and loads a transformers model
 def test_hub_path_with_a_tiny_local_vit(tmp_path):
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 

@@ -175,6 +175,7 @@ def test_dair_validation_sample_accuracy(text_encoder, data_dir):
     assert acc >= 0.88, acc
 
 
+@pytest.mark.slow  # builds and loads a transformers model
 def test_hub_path_with_a_tiny_local_model(tmp_path):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
@@ -273,6 +274,29 @@ def test_onnx_model_matches_the_torch_model_it_was_exported_from(text_encoder):
     assert np.abs(onnx_out.probabilities - torch_out.probabilities).max() < 0.08
     assert np.mean(onnx_out.probabilities.argmax(1) == torch_out.probabilities.argmax(1)) >= 0.9
     assert np.abs(onnx_out.direct - torch_out.direct).max() < 0.08
+
+
+@pytest.mark.slow  # builds a transformers model
+@pytest.mark.parametrize("va_hidden", [0, 8])
+def test_the_text_network_saves_and_reloads_its_heads(tmp_path, va_hidden):
+    """The recipe's head file, with or without a valence/arousal branch of its own, gives back the same network."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import BertConfig, BertModel
+
+    from models.text.network import TextEmotionNet
+
+    torch.manual_seed(0)
+    encoder = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=20))
+    net = TextEmotionNet(encoder, hidden=12, va_hidden=va_hidden).eval()
+    save_file(net.heads_state_dict(), str(tmp_path / "head.safetensors"))
+    again = TextEmotionNet.from_heads(encoder, load_file(str(tmp_path / "head.safetensors"))).eval()
+    assert (again.va_head is None) == (va_hidden == 0)
+    ids, mask = torch.tensor([[1, 5, 7, 2], [1, 9, 2, 0]]), torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    with torch.inference_mode():
+        for a, b in zip(net(ids, mask), again(ids, mask)):
+            assert a.shape[0] == 2 and torch.equal(a, b)
 
 
 def test_default_text_encoder_runs_without_torch_or_transformers():

@@ -3,7 +3,8 @@ ONNX; the encoder runs that export (``models/text/text_model.onnx``) with onnxru
 
 token ids → all-MiniLM-L6-v2 (our LoRA adapter merged in) → mean over the real tokens → L2 norm → a shared MLP
 that gives 7 emotion logits (EMOTIONS order) and 2 raw valence/arousal values (EmoBank z-scores; the encoder
-maps them onto the emotion table's range with the calibration stored beside the export).
+maps them onto the emotion table's range with the calibration stored beside the export). With ``va_hidden`` the
+valence/arousal values come from a branch of their own (a second MLP over the same pooled vector).
 """
 
 from __future__ import annotations
@@ -30,17 +31,42 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 class TextEmotionNet(nn.Module):
     """Encoder + pooling + head; ``forward(input_ids, attention_mask)`` → (logits (N, 7), valence/arousal (N, 2))."""
 
-    def __init__(self, encoder: nn.Module, hidden: int = 256, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: nn.Module, hidden: int = 256, dropout: float = 0.1, va_hidden: int = 0) -> None:
         super().__init__()
         self.encoder = encoder
         width = encoder.config.hidden_size
-        self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
-                                  nn.Linear(hidden, N_OUT))
+        self.head = mlp(width, hidden, len(EMOTIONS) if va_hidden else N_OUT, dropout)
+        self.va_head = mlp(width, va_hidden, 2, dropout) if va_hidden else None
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        out = self.head(F.normalize(mean_pool(hidden, attention_mask), dim=-1))
+        pooled = F.normalize(mean_pool(hidden, attention_mask), dim=-1)
+        out = self.head(pooled)
+        if self.va_head is not None:
+            return out, self.va_head(pooled)
         return out[:, :len(EMOTIONS)], out[:, len(EMOTIONS):]
+
+    @classmethod
+    def from_heads(cls, encoder: nn.Module, state: dict[str, torch.Tensor]) -> TextEmotionNet:
+        """The network over ``encoder`` with the head(s) of :meth:`heads_state_dict` (a V/A branch if it has one)."""
+        va = {k.removeprefix("va."): v for k, v in state.items() if k.startswith("va.")}
+        net = cls(encoder, hidden=state["1.weight"].shape[0], va_hidden=va["1.weight"].shape[0] if va else 0)
+        net.head.load_state_dict({k: v for k, v in state.items() if not k.startswith("va.")})
+        if net.va_head is not None:
+            net.va_head.load_state_dict(va)
+        return net
+
+    def heads_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trained head(s) as one flat dict: the emotion head's keys as they are, the V/A branch's under ``va.``."""
+        state = dict(self.head.state_dict())
+        if self.va_head is not None:
+            state.update({f"va.{k}": v for k, v in self.va_head.state_dict().items()})
+        return {k: v.contiguous() for k, v in state.items()}
+
+
+def mlp(width: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(hidden, out))
 
 
 def base_encoder() -> nn.Module:
@@ -66,6 +92,4 @@ def load_trained(adapter_dir: Path = ADAPTER_DIR, head_path: Path = HEAD_PATH) -
     from safetensors.torch import load_file
 
     encoder = PeftModel.from_pretrained(base_encoder(), str(adapter_dir)).merge_and_unload()
-    net = TextEmotionNet(encoder)
-    net.head.load_state_dict(load_file(str(head_path)))
-    return net.eval()
+    return TextEmotionNet.from_heads(encoder, load_file(str(head_path))).eval()

@@ -100,7 +100,7 @@ def train_sets(rows: list[str] | None = None) -> list[tuple[str, str, int | None
 
 
 def build_rows(data: Path, tokenizer, rng: np.random.Generator,
-               sets: list[tuple[str, str, int | None]] = TRAIN_SETS) -> tuple[TrainRows, dict[str, int]]:
+               sets: list[tuple[str, str, int | None]] = TRAIN_SETS, emobank_repeat: int = 1) -> tuple[TrainRows, dict[str, int]]:
     ids, targets, cover, weights, va, va_w, counts = [], [], [], [], [], [], {}
     for corpus, split, n in sets:
         s = load_text_split(data, corpus, split)
@@ -117,8 +117,8 @@ def build_rows(data: Path, tokenizer, rng: np.random.Generator,
         counts[s.name] = len(keep)
     bank = load_emobank(data, "train")
     z = np.stack([bank.valence, bank.arousal], 1)
-    z = (z - z.mean(0)) / z.std(0)
-    ids += tokenize_all(tokenizer, bank.texts)
+    z = np.tile((z - z.mean(0)) / z.std(0), (emobank_repeat, 1))
+    ids += tokenize_all(tokenizer, bank.texts) * emobank_repeat
     targets.append(np.zeros((len(z), len(EMOTIONS))))
     cover.append(np.zeros((len(z), len(EMOTIONS)), dtype=bool))
     weights.append(np.zeros(len(z)))
@@ -153,7 +153,7 @@ def pad(ids: list[list[int]], max_len: int | None = None) -> tuple[torch.Tensor,
     return x, m
 
 
-def loss_fn(logits: torch.Tensor, va: torch.Tensor, rows: TrainRows, idx: np.ndarray) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, va: torch.Tensor, rows: TrainRows, idx: np.ndarray, va_loss: float = 1.0) -> torch.Tensor:
     targets = torch.as_tensor(rows.targets[idx], dtype=torch.float32)
     cover = torch.as_tensor(rows.cover[idx])
     w = torch.as_tensor(rows.row_weight[idx], dtype=torch.float32)
@@ -163,17 +163,18 @@ def loss_fn(logits: torch.Tensor, va: torch.Tensor, rows: TrainRows, idx: np.nda
     goal = torch.as_tensor(np.nan_to_num(rows.va[idx]), dtype=torch.float32)
     vw = torch.as_tensor(rows.va_weight[idx], dtype=torch.float32)
     reg = (vw * (va - goal) ** 2).sum() / vw.sum().clamp(min=1e-6)
-    return cls + reg
+    return cls + va_loss * reg
 
 
 def train(args: argparse.Namespace, tokenizer) -> TextEmotionNet:
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
-    rows, counts = build_rows(args.data, tokenizer, rng, train_sets(args.rows))
+    rows, counts = build_rows(args.data, tokenizer, rng, train_sets(args.rows), args.emobank_repeat)
     print("training rows:", json.dumps(counts), flush=True)
-    net = TextEmotionNet(with_lora(base_encoder(), args.rank))
+    net = TextEmotionNet(with_lora(base_encoder(), args.rank), va_hidden=args.va_hidden)
+    heads = [p for name, p in net.named_parameters() if not name.startswith("encoder.")]
     params = [{"params": [p for p in net.encoder.parameters() if p.requires_grad], "lr": args.lr},
-              {"params": net.head.parameters(), "lr": 2e-3}]
+              {"params": heads, "lr": 2e-3}]
     opt = torch.optim.AdamW(params, weight_decay=0.01)
     epochs = [length_batches(rows.ids, args.batch, rng) for _ in range(math.ceil(args.epochs))]
     plan = [b for e in epochs for b in e][:int(len(epochs[0]) * args.epochs)]
@@ -193,7 +194,7 @@ def train(args: argparse.Namespace, tokenizer) -> TextEmotionNet:
         idx = plan[step]
         x, m = pad([rows.ids[i] for i in idx], args.max_len)
         logits, va = net(x, m)
-        loss = loss_fn(logits, va, rows, idx)
+        loss = loss_fn(logits, va, rows, idx, args.va_loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -352,6 +353,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--va-hidden", type=int, default=0, help="width of a valence/arousal branch of its own (0: shared head)")
+    ap.add_argument("--va-loss", type=float, default=1.0, help="weight of the valence/arousal loss beside the emotion loss")
+    ap.add_argument("--emobank-repeat", type=int, default=1, help="times EmoBank's rows appear in an epoch")
     ap.add_argument("--export-only", action="store_true", help="skip training: export the adapter in --out")
     ap.add_argument("--rows", action="append", metavar="CORPUS=N",
                     help="rows sampled per epoch from a training set (0: all), e.g. --rows goemotions=0")
@@ -374,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
         net.encoder.peft_config["default"].base_model_name_or_path = "sentence-transformers/all-MiniLM-L6-v2"
         save_adapter(net.encoder, args.out / "adapter")
         head_tmp = args.out / "head.safetensors.tmp"  # written whole or not at all, like every file the recipe writes
-        save_file({k: v.contiguous() for k, v in net.head.state_dict().items()}, str(head_tmp))
+        save_file(net.heads_state_dict(), str(head_tmp))
         os.replace(head_tmp, args.out / "head.safetensors")
         net.encoder = net.encoder.merge_and_unload()
 
@@ -410,7 +414,8 @@ def main(argv: list[str] | None = None) -> None:
     os.replace(args.work / "text_model_fp16.onnx", args.out / "text_model.onnx")
     metrics.update({"shipped": "onnx_fp16", "int8_accuracy_cost": loss,
                     "calibration": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in cal.items()},
-                    "train_sets": train_sets(args.rows), "epochs": args.epochs, "rank": args.rank, "seed": args.seed})
+                    "train_sets": train_sets(args.rows), "epochs": args.epochs, "rank": args.rank, "seed": args.seed,
+                    "va_hidden": args.va_hidden, "va_loss": args.va_loss, "emobank_repeat": args.emobank_repeat})
     write_atomic(args.out / "metrics.json", json.dumps(metrics, indent=1, default=float))
     print(json.dumps({k: metrics[k] for k in ("shipped", "int8_accuracy_cost")}, indent=1))
     print(json.dumps(metrics["onnx_fp32"], indent=1, default=float))
