@@ -67,13 +67,15 @@ def estimate_features(path: str | Path, seconds: float = 60.0) -> Estimate:
     y, sr = librosa.load(str(path), sr=22050, mono=True, offset=offset, duration=seconds)
     if len(y) < sr:
         raise ValueError("shorter than one second")
+    # one log-mel spectrogram (as onset_strength would compute it) for both onset envelopes
+    mel_db = librosa.power_to_db(np.abs(librosa.feature.melspectrogram(y=y, sr=sr, fmax=sr / 2)))
     # beat_track's own tempo estimate without its beat placement, whose numba kernel librosa never caches (2 s of
     # compiling in every process that scans, 10 s on busy cores)
-    beat_env = librosa.onset.onset_strength(y=y, sr=sr, aggregate=np.median)
+    beat_env = librosa.onset.onset_strength(S=mel_db, sr=sr, aggregate=np.median)
     tempo = (float(librosa.feature.tempo(onset_envelope=beat_env, sr=sr)[0]) if beat_env.any() else 0.0) or 100.0
     rms = librosa.feature.rms(y=y)[0]
     loud = float(20 * np.log10(np.sqrt(np.mean(rms ** 2)) + 1e-9))
-    onset_env = librosa.onset.onset_strength(y=y, sr=sr)
+    onset_env = librosa.onset.onset_strength(S=mel_db, sr=sr)
     onset_rate = len(librosa.onset.onset_detect(onset_envelope=onset_env, sr=sr)) / (len(y) / sr)
     centroid = float(np.mean(librosa.feature.spectral_centroid(y=y, sr=sr)))
     flatness = float(np.mean(librosa.feature.spectral_flatness(y=y)))

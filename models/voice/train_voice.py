@@ -374,9 +374,11 @@ def save_voice_head(fitted: FittedHead, path: Path, metadata: dict[str, object])
 
 
 def refit_and_save(takes: Takes, passes: dict, candidate: str, cv: dict, out: Path, name: str, seed: int,
-                   copies: int) -> dict:
-    """Fit on every speaker; temperature and V/A calibration from the out-of-fold predictions."""
+                   copies: int, **overrides: object) -> dict:
+    """Fit on every speaker; temperature and V/A calibration from the out-of-fold predictions. ``overrides`` as in
+    :func:`cross_validate`."""
     which, _, _, options = CANDIDATES[candidate]
+    options = {**options, **overrides}
     xs, ts, vs, ws = [], [], [], []
     for p in training_passes(passes, which):
         ok = np.flatnonzero(passes[p]["ok"])
@@ -427,29 +429,31 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    if args.members is not None:
-        CANDIDATES[SHIPPED][3]["members"] = args.members
+    # --members changes the shipped candidate for this run only (the table stays as the module defines it)
+    overrides = {SHIPPED: {"members": args.members}} if args.members is not None else {}
     takes = load_takes(args.data)
     passes = load_passes(takes, args.work, args.seed, args.copies, args.workers)
     fold = folds(takes)
-    cv = {name: cross_validate(takes, passes, fold, name, args.seed) for name in tqdm(CANDIDATES, desc="candidates")}
+    cv = {name: cross_validate(takes, passes, fold, name, args.seed, **overrides.get(name, {}))
+          for name in tqdm(CANDIDATES, desc="candidates")}
     metrics: dict = {"protocol": PROTOCOL,
                      "data": {"ravdess_clips": int(np.sum(takes.corpus == "ravdess")),
                               "emodb_clips": int(np.sum(takes.corpus == "emodb")), "copies": args.copies},
                      "candidates": {n: c["scores"] for n, c in cv.items()}}
     for name, file in ((SHIPPED, "whisper_head.safetensors"), (FALLBACK, "prosody_head.safetensors")):
-        metrics[file.split(".")[0]] = {"candidate": name, **refit_and_save(takes, passes, name, cv[name], args.out,
-                                                                           file, args.seed, args.copies)}
+        metrics[file.split(".")[0]] = {"candidate": name, **refit_and_save(
+            takes, passes, name, cv[name], args.out, file, args.seed, args.copies, **overrides.get(name, {}))}
     tmp = args.out / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=1))
     os.replace(tmp, args.out / "metrics.json")
     print(f"{'candidate':50s} {'RAVDESS':>8s} {'EmoDB':>6s} {'(emotion only)':>14s} {'noisy':>6s} {'quiet':>6s} "
           f"{'max share':>9s}")
-    for name, c in cv.items():
-        s = {p: {c: s[c]["balanced_accuracy"] for c in ("ravdess", "emodb")} for p, s in c["scores"].items()}
-        print(f"{name:50s} {s['clean']['ravdess']:8.3f} {s['clean']['emodb']:6.3f} {s['clean' + SHORT]['ravdess']:7.3f}"
-              f"{s['clean' + SHORT]['emodb']:7.3f} {s['noisy']['ravdess']:6.3f} {s['quiet']['ravdess']:6.3f} "
-              f"{c['scores']['clean']['ravdess']['max_predicted_share']:9.2f}")
+    for name, result in cv.items():
+        ba = {read: {corpus: by_corpus[corpus]["balanced_accuracy"] for corpus in ("ravdess", "emodb")}
+              for read, by_corpus in result["scores"].items()}
+        print(f"{name:50s} {ba['clean']['ravdess']:8.3f} {ba['clean']['emodb']:6.3f} {ba['clean' + SHORT]['ravdess']:7.3f}"
+              f"{ba['clean' + SHORT]['emodb']:7.3f} {ba['noisy']['ravdess']:6.3f} {ba['quiet']['ravdess']:6.3f} "
+              f"{result['scores']['clean']['ravdess']['max_predicted_share']:9.2f}")
 
 
 if __name__ == "__main__":
