@@ -263,3 +263,26 @@ def test_an_ensemble_merges_into_one_network_with_the_mean_logits():
     x = torch.randn(4, 12)
     with torch.no_grad():
         assert torch.allclose(merged(x), torch.stack([m(x) for m in members]).mean(0), atol=1e-5)
+
+
+def test_the_pooling_study_pools_as_the_encoder_does():
+    """The study's mean pooling is the shipped ``pool_states``; attentive pooling with a flat scorer is the same and
+    never reads the padding."""
+    import torch
+
+    from models.voice.pooling_study import PooledHead, padded
+    from multimodal.voice import pool_states
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.normal(size=(n, 384)).astype(np.float32) for n in (30, 7)]
+    x, mask = padded(seqs)
+    x[1, 7:] = 1e3  # whatever sits in the padding must not count
+    attentive = PooledHead("attentive", prosody=4)
+    with torch.no_grad():
+        attentive.score[-1].weight.zero_()
+        pooled = {kind: head.pool(x, mask).numpy() for kind, head in (("mean", PooledHead("mean", 4)),
+                                                                       ("attentive", attentive))}
+    for i, s in enumerate(seqs):
+        want = pool_states(s, np.ones(len(s), bool))
+        assert np.allclose(pooled["mean"][i], want, atol=1e-4)
+        assert np.allclose(pooled["attentive"][i], want, atol=1e-4)
