@@ -31,7 +31,8 @@ from torch import nn
 from tqdm import tqdm
 
 from models.voice.augment import corrupt
-from models.voice.train_voice import (ROBUSTNESS, SR, fixed_corruption, folds, load_takes, sample_weights, scores)
+from models.voice.train_voice import (ROBUSTNESS, SR, fixed_corruption, folds, load_takes, sample_weights, scores,
+                                      training_step)
 from multimodal.datasets import default_data_dir
 from multimodal.heads import softmax
 from multimodal.labels import EMOTIONS
@@ -159,14 +160,7 @@ def cross_validate(takes, passes: dict, fold: np.ndarray, pooling: str, seed: in
             batches = [b for c in chunks for b in np.array_split(c, max(1, len(c) // 128))]
             for j in rng.permutation(len(batches)):
                 b = batches[j]
-                out = net(*padded([seqs[i] for i in b], crop, rng), P[b])
-                ce = -(T[b] * torch.log_softmax(out[:, :len(EMOTIONS)], -1)).sum(-1)
-                mse = ((out[:, len(EMOTIONS):] - V[b]) ** 2).sum(-1)
-                loss = (W[b] * (ce + mse)).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
+                training_step(net(*padded([seqs[i] for i in b], crop, rng), P[b]), T[b], V[b], W[b], opt, sched)
         net.eval()
         te = np.flatnonzero(fold == k)
         with torch.no_grad():

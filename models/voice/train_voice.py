@@ -253,15 +253,21 @@ def train_mlp(z: np.ndarray, targets: np.ndarray, va: np.ndarray, weights: np.nd
     net.train()
     for _ in range(epochs):
         for b in torch.randperm(len(X), generator=g).split(128):
-            out = net(X[b])
-            ce = -(T[b] * torch.log_softmax(out[:, :len(EMOTIONS)], -1)).sum(-1)
-            mse = ((out[:, len(EMOTIONS):] - V[b]) ** 2).sum(-1)
-            loss = (W[b] * (ce + mse)).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+            training_step(net(X[b]), T[b], V[b], W[b], opt, sched)
     return net.eval()
+
+
+def training_step(out: torch.Tensor, targets: torch.Tensor, va: torch.Tensor, weights: torch.Tensor,
+                  opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler) -> None:
+    """One step on a batch of head outputs: soft-target cross-entropy + squared valence/arousal error, weighted per
+    take."""
+    ce = -(targets * torch.log_softmax(out[:, :len(EMOTIONS)], -1)).sum(-1)
+    mse = ((out[:, len(EMOTIONS):] - va) ** 2).sum(-1)
+    loss = (weights * (ce + mse)).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
 
 
 def merge_members(members: list[MLP]) -> MLP:
