@@ -30,8 +30,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from models.voice.augment import VERSION as AUGMENT_VERSION
 from models.voice.augment import corrupt
-from models.voice.train_voice import (ROBUSTNESS, SR, fixed_corruption, folds, load_takes, sample_weights, scores,
+from models.voice.train_voice import (ROBUSTNESS, SR, Takes, fixed_corruption, folds, load_takes, sample_weights, scores,
                                       training_step)
 from multimodal.datasets import default_data_dir
 from multimodal.heads import softmax
@@ -68,9 +69,10 @@ def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]) -> tuple[np.n
     return states[:n][mask].astype(np.float16), prosody_features(clip)
 
 
-def speech_frames(takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
+def speech_frames(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
     """Speech-frame states of every take (concatenated, with ``offsets``) and its prosody statistics, cached."""
-    path = work / f"frames_{kind}_short.npz"
+    version = f"_augment{AUGMENT_VERSION}" if kind.startswith("copy") else ""
+    path = work / f"frames_{kind}_seed{seed}{version}.npz"
     if not path.exists():
         from multiprocessing import get_context
 
@@ -131,7 +133,7 @@ def padded(seqs: list[np.ndarray], crop: float | None = None,
     return torch.tensor(x), torch.tensor(mask)
 
 
-def cross_validate(takes, passes: dict, fold: np.ndarray, pooling: str, seed: int, epochs: int,
+def cross_validate(takes: Takes, passes: dict, fold: np.ndarray, pooling: str, seed: int, epochs: int,
                    crop: float | None) -> dict[str, np.ndarray]:
     """Out-of-fold emotion logits per scored pass."""
     logits = {k: np.zeros((len(fold), len(EMOTIONS))) for k in SCORED}
