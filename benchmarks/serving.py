@@ -62,8 +62,9 @@ def ray_pids() -> list[int]:
     return out
 
 
-def replica_count() -> int:
-    return sum("ServeReplica" in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"]))
+def replica_pids() -> list[int]:
+    """Ray Serve's replica processes (``ray::ServeReplica:...``)."""
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if "ServeReplica" in " ".join(p.info["cmdline"] or [])]
 
 
 def load_watching_replicas(call: Callable[[int], Any], users: int, requests: int) -> tuple[dict[str, Any], str]:
@@ -76,7 +77,7 @@ def load_watching_replicas(call: Callable[[int], Any], users: int, requests: int
 
     def watch() -> None:
         while not done.wait(0.5):
-            seen.append((time.perf_counter() - start, replica_count()))
+            seen.append((time.perf_counter() - start, len(replica_pids())))
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -274,8 +275,7 @@ def main() -> None:
                 ready = wait_ready(url, proc)
                 call = http_call(url, image, audio)
                 before = warmed(call, args.users, [proc.pid, *ray_pids()])
-                replica_mb = [tree_rss_mb([p]) for p in ray_pids()
-                              if "ServeReplica" in " ".join(psutil.Process(p).cmdline())] or replica_mb
+                replica_mb = [tree_rss_mb([p]) for p in replica_pids()] or replica_mb
                 result, scaled = load_watching_replicas(call, args.users, args.requests)
                 label = (f"Ray Serve, autoscaled {replicas} replicas" if "-" in replicas else
                          f"Ray Serve, {replicas} replica{'s' if replicas != '1' else ''}")

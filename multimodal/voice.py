@@ -98,11 +98,15 @@ def normalise_loudness(samples: np.ndarray, speech_dbfs: float, target_dbfs: flo
     return (samples * np.float32(10 ** (gain_db / 20))).astype(np.float32)
 
 
+def speech_states(states: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The rows of per-frame states (T, D) that fall on speech frames (all of them if none does)."""
+    n = min(len(states), len(frames))
+    return states[:n][frames[:n] if frames[:n].any() else np.ones(n, bool)]
+
+
 def pool_states(states: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """Mean and standard deviation of encoder states (T, D) over the speech frames → (2D,)."""
-    n = min(len(states), len(frames))
-    mask = frames[:n] if frames[:n].any() else np.ones(n, bool)
-    chosen = states[:n][mask]
+    chosen = speech_states(states, frames)
     return np.concatenate([chosen.mean(0), chosen.std(0)]).astype(np.float32)
 
 

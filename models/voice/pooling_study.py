@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +30,12 @@ from torch import nn
 from tqdm import tqdm
 
 from models.voice.augment import VERSION as AUGMENT_VERSION
-from models.voice.augment import corrupt
-from models.voice.train_voice import (ROBUSTNESS, SR, Takes, fixed_corruption, folds, load_takes, sample_weights, scores,
-                                      training_step)
+from models.voice.train_voice import (ROBUSTNESS, SR, Takes, babble_sources, folds, load_takes, sample_weights, scores,
+                                      take_for_pass, training_step)
 from multimodal.datasets import default_data_dir
 from multimodal.heads import softmax
 from multimodal.labels import EMOTIONS
-from multimodal.voice import VoiceClip, WhisperEmotionBackend, prepare_voice, prosody_features
+from multimodal.voice import VoiceClip, WhisperEmotionBackend, prepare_voice, prosody_features, speech_states
 
 TRAIN = ("clean", "copy1", "copy2", "copy3")
 SCORED = ("clean", *ROBUSTNESS)
@@ -53,20 +51,12 @@ def _init_worker() -> None:
 
 
 def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
-    y, kind, seed, i, others = args
-    rng = np.random.default_rng([seed, i, zlib.crc32(kind.encode())])  # the recipe's corruption of take i
-    if kind.startswith("copy"):
-        y = corrupt(y, rng, others)
-    elif kind in ROBUSTNESS:
-        y = fixed_corruption(y, kind, rng, others)
-    clip = prepare_voice((SR, y))
+    clip = prepare_voice((SR, take_for_pass(*args)))  # the recipe's take, corrupted as the recipe corrupts it
     if not isinstance(clip, VoiceClip):
         return None
     assert _backend is not None
     states = np.array(_backend.encode(clip.samples, pad=False))[0]
-    n = min(len(states), len(clip.frames))
-    mask = clip.frames[:n] if clip.frames[:n].any() else np.ones(n, bool)
-    return states[:n][mask].astype(np.float16), prosody_features(clip)
+    return speech_states(states, clip.frames).astype(np.float16), prosody_features(clip)
 
 
 def speech_frames(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
@@ -76,7 +66,7 @@ def speech_frames(takes: Takes, kind: str, work: Path, seed: int, workers: int) 
     if not path.exists():
         from multiprocessing import get_context
 
-        others = [takes.audio[i] for i in np.random.default_rng(seed).choice(len(takes.audio), 60, replace=False)]
+        others = babble_sources(takes, seed)
         jobs = [(y, kind, seed, i, others) for i, y in enumerate(takes.audio)]
         with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
             res = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"frames ({kind})"))

@@ -140,15 +140,26 @@ def _init_worker() -> None:
     _backend = WhisperEmotionBackend(head_path=None, threads=1)
 
 
-def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]):
-    y, kind, seed, i, others = args
+def take_for_pass(y: np.ndarray, kind: str, seed: int, i: int, others: list[np.ndarray]) -> np.ndarray:
+    """Take ``i`` as pass ``kind`` has it: as recorded (``clean``), a seeded random corruption (``copyN``) or a fixed
+    one (:data:`ROBUSTNESS`); the same in every process."""
     # crc32, not hash(): str hashes differ per process, and the workers are separate processes
     rng = np.random.default_rng([seed, i, zlib.crc32(kind.encode())])
     if kind.startswith("copy"):
-        y = corrupt(y, rng, others)
-    elif kind in ROBUSTNESS:
-        y = fixed_corruption(y, kind, rng, others)
-    return _features(y)
+        return corrupt(y, rng, others)
+    if kind in ROBUSTNESS:
+        return fixed_corruption(y, kind, rng, others)
+    return y
+
+
+def babble_sources(takes: Takes, seed: int) -> list[np.ndarray]:
+    """Babble comes from other takes: 60 fixed takes, so every worker mixes from the same pool."""
+    return [takes.audio[i] for i in np.random.default_rng(seed).choice(len(takes.audio), 60, replace=False)]
+
+
+def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]):
+    y, kind, seed, i, others = args
+    return _features(take_for_pass(y, kind, seed, i, others))
 
 
 def extract(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
@@ -159,8 +170,7 @@ def extract(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dic
         return dict(np.load(path))
     from multiprocessing import get_context
 
-    # babble comes from other takes: 60 fixed takes, so every worker mixes from the same pool
-    others = [takes.audio[i] for i in np.random.default_rng(seed).choice(len(takes.audio), 60, replace=False)]
+    others = babble_sources(takes, seed)
     jobs = [(y, kind, seed, i, others) for i, y in enumerate(takes.audio)]
     with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
         results = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"features ({kind})"))
