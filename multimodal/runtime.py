@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,16 @@ def onnx_session(path: Path) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@lru_cache(maxsize=1)
+def single_thread_blas() -> None:
+    """Run numpy's and scipy's BLAS on one thread from now on, in this process (once; the libraries loaded by then).
+
+    Idle OpenBLAS threads busy-wait, and beside torch's threads on 2 cores they made the voice encoder 2-3x slower
+    (a 4-s clip: 91-123 ms for emotion instead of 44-51; emotion + transcript 240 instead of 152-168); moodtune's own
+    numpy work is small matrices. ``threadpoolctl.threadpool_limits`` undoes it for code that wants more threads.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")

@@ -1,10 +1,10 @@
 """Voice encoder: how someone sounds, and what they said.
 
 preprocess (any audio → mono 16 kHz → voice activity → the most voiced ≤ 10-s window → loudness
-normalised) → forward (one Whisper tiny.en encoder pass, int8 CTranslate2, pooled over the voiced frames,
-with prosody statistics) → postprocess (our head trained on English and German acted speech: seven
-emotions with a temperature, plus direct valence and arousal). The same encoder pass feeds the
-transcript; the engine reads the transcript as its own signal.
+normalised) → forward (one Whisper tiny.en encoder pass in torch; the states of its second and third layers
+pooled over the voiced frames, with prosody statistics) → postprocess (our head trained on English and German acted
+speech: seven emotions with a temperature, plus direct valence and arousal). The same encoder pass feeds the
+transcript (CTranslate2's decoder over its last layer); the engine reads the transcript as its own signal.
 
 If the Whisper package is missing or altered, a lighter documented fallback runs instead: our head
 over librosa prosody/MFCC statistics (and no transcript). ``VoiceEncoder(model="superb/wav2vec2-base-superb-er")``
@@ -28,7 +28,7 @@ from .base import Encoder
 from .heads import softmax
 from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
 from .reading import ModalityReading, Status
-from .runtime import configured_threads
+from .runtime import configured_threads, single_thread_blas
 
 log = logging.getLogger("moodtune")
 VOICE_DIR = Path(__file__).resolve().parents[1] / "models" / "voice"
@@ -42,6 +42,9 @@ MAX_GAIN_DB = 40.0        # never lift a whisper by more than this (it would be 
 #: trained on both kinds of pass.
 ENCODE_PAD_S = 3.0
 MAX_MEL_FRAMES = 1000     # 10 s of 10-ms mel frames: the analysis window is at most 10 s
+#: The encoder layers whose states the head reads: the second and third of Whisper tiny's four read emotion better
+#: than the last (which serves the decoder) on speakers left out; see the model card.
+EMOTION_LAYERS = (2, 3)
 
 
 @dataclass
@@ -193,7 +196,8 @@ class HeadBackend(VoiceBackend):
 
 
 class WhisperEmotionBackend(HeadBackend):
-    """Whisper tiny.en encoder (CTranslate2 int8) + our head; one encoder pass serves emotion and transcript."""
+    """Whisper tiny.en encoder (torch, every layer) + our head over its second and third layers; one encoder pass
+    serves emotion and transcript (CTranslate2 decodes from its last layer)."""
 
     can_transcribe = True
 
@@ -201,8 +205,15 @@ class WhisperEmotionBackend(HeadBackend):
         import ctranslate2
         import tokenizers
 
+        import librosa  # noqa: F401  (the prosody statistics need it; its scipy's BLAS must be loaded before the next line)
+
+        from .whisper_encoder import WhisperEncoder
+
+        single_thread_blas()
         super().__init__(head_path)
         folder = whisper_tiny_en_dir()
+        self.encoder = WhisperEncoder(folder)
+        # CTranslate2 decodes the transcript from our encoder's last layer (its own encoder is not used)
         self.model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="int8", intra_threads=threads)
         self.tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.prompt = [self.tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
@@ -222,23 +233,27 @@ class WhisperEmotionBackend(HeadBackend):
         n_frames = min(MAX_MEL_FRAMES, feats.shape[-1] // 2 * 2)
         return np.ascontiguousarray(feats[:, :, :n_frames], dtype=np.float32)
 
-    def encode(self, samples: np.ndarray, pad: bool = True):
-        """The Whisper encoder's states (a CTranslate2 StorageView of shape (1, frames, 384), on the CPU);
-        ``pad``: with the silence the decoder needs after the speech (see :data:`ENCODE_PAD_S`)."""
+    def encode(self, samples: np.ndarray, pad: bool = True) -> list[np.ndarray]:
+        """The Whisper encoder's states after each layer, (1, frames, 384) each: every layer when ``pad`` (with the
+        silence the decoder needs after the speech, see :data:`ENCODE_PAD_S`), else up to the last of
+        :data:`EMOTION_LAYERS`."""
+        return self.encoder.states(self.mel(samples, pad), None if pad else max(EMOTION_LAYERS))
+
+    def features(self, clip: VoiceClip, encoded: list[np.ndarray] | None = None,
+                 prosody: np.ndarray | None = None) -> np.ndarray:
+        """What the head reads: the states of each of :data:`EMOTION_LAYERS` pooled over the speech frames, then the
+        prosody statistics (``prosody``: the clip's :func:`prosody_features` when the caller has them already)."""
+        states = self.encode(clip.samples, pad=False) if encoded is None else encoded
+        # Whisper frames are 20 ms, like the speech mask's; padding frames fall outside the mask
+        pooled = [pool_states(states[layer - 1][0], clip.frames) for layer in EMOTION_LAYERS]
+        return np.concatenate([*pooled, prosody_features(clip) if prosody is None else prosody])
+
+    def transcribe(self, encoded: list[np.ndarray]) -> str:
+        """Greedy Whisper decoding from the encoder pass the emotion head used (its last layer)."""
         import ctranslate2
 
-        return self.model.encode(ctranslate2.StorageView.from_array(self.mel(samples, pad)), to_cpu=True)
-
-    def features(self, clip: VoiceClip, encoded=None, prosody: np.ndarray | None = None) -> np.ndarray:
-        """What the head reads: Whisper states pooled over the speech frames, then the prosody statistics
-        (``prosody``: the clip's :func:`prosody_features` when the caller has them already)."""
-        states = np.array(self.encode(clip.samples) if encoded is None else encoded)[0]
-        # Whisper frames are 20 ms, like the speech mask's; padding frames fall outside the mask
-        return np.concatenate([pool_states(states, clip.frames), prosody_features(clip) if prosody is None else prosody])
-
-    def transcribe(self, encoded) -> str:
-        """Greedy Whisper decoding from the encoder pass the emotion head used."""
-        result = self.model.generate(encoded, [self.prompt], max_length=120, beam_size=1, return_no_speech_prob=True,
+        result = self.model.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[-1])),
+                                     [self.prompt], max_length=120, beam_size=1, return_no_speech_prob=True,
                                      suppress_blank=True, no_repeat_ngram_size=3)[0]
         if result.no_speech_prob > 0.6:
             return ""

@@ -3,9 +3,9 @@
     python -m models.voice.pooling_study --data ../shared/data
 
 The shipped head pools the encoder's speech frames into their mean and standard deviation. This study keeps the
-frames themselves (every take read as ``VoiceEncoder(transcribe=False)`` reads it: clean, the recipe's three
-corrupted copies and its two fixed corruptions; float16, about 100 MB a pass, cached in ``--work``) and trains
-the same head (prosody statistics beside the pooled states, Linear → GELU → Linear, one network, soft targets
+frames themselves (of one encoder layer, ``--layer``: by default the last, which the head read when this study ran;
+every take read as ``VoiceEncoder(transcribe=False)`` reads it: clean, the recipe's three corrupted copies and its two fixed corruptions; float16, about 100 MB a pass,
+cached in ``--work``) and trains the same head (prosody statistics beside the pooled states, Linear → GELU → Linear, one network, soft targets
 plus valence/arousal) over each pooling on the recipe's speaker-independent folds:
 
 - ``mean``: mean and standard deviation of the frames (what ships, here learned from the frames);
@@ -42,10 +42,12 @@ SCORED = ("clean", *ROBUSTNESS)
 WIDTH = 384  # Whisper tiny's state size
 
 _backend: WhisperEmotionBackend | None = None
+_layer = 4
 
 
-def _init_worker() -> None:
-    global _backend
+def _init_worker(layer: int) -> None:
+    global _backend, _layer
+    _layer = layer
     torch.set_num_threads(1)
     _backend = WhisperEmotionBackend(head_path=None, threads=1)
 
@@ -55,20 +57,20 @@ def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]) -> tuple[np.n
     if not isinstance(clip, VoiceClip):
         return None
     assert _backend is not None
-    states = np.array(_backend.encode(clip.samples, pad=False))[0]
+    states = _backend.encoder.states(_backend.mel(clip.samples, pad=False), _layer)[-1][0]
     return speech_states(states, clip.frames).astype(np.float16), prosody_features(clip)
 
 
-def speech_frames(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
+def speech_frames(takes: Takes, kind: str, work: Path, seed: int, workers: int, layer: int) -> dict[str, np.ndarray]:
     """Speech-frame states of every take (concatenated, with ``offsets``) and its prosody statistics, cached."""
     version = f"_augment{AUGMENT_VERSION}" if kind.startswith("copy") else ""
-    path = work / f"frames_{kind}_seed{seed}{version}.npz"
+    path = work / f"frames_layer{layer}_{kind}_seed{seed}{version}.npz"
     if not path.exists():
         from multiprocessing import get_context
 
         others = babble_sources(takes, seed)
         jobs = [(y, kind, seed, i, others) for i, y in enumerate(takes.audio)]
-        with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+        with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(layer,)) as pool:
             res = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"frames ({kind})"))
         frames = [r[0] if r is not None else np.zeros((1, WIDTH), np.float16) for r in res]
         prosody = np.stack([r[1] if r is not None else np.zeros_like(next(r for r in res if r)[1]) for r in res])
@@ -171,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--poolings", nargs="+", default=["mean", "attentive"], choices=["mean", "attentive"])
     ap.add_argument("--crop", type=float, default=None, help="train on random stretches of CROP..1 of the speech")
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--layer", type=int, default=4, choices=range(1, 5), help="the encoder layer whose frames to pool")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     takes = load_takes(args.data)
     passes = {}
     for kind in dict.fromkeys(TRAIN + SCORED):
-        f = speech_frames(takes, kind, args.work, args.seed, args.workers)
+        f = speech_frames(takes, kind, args.work, args.seed, args.workers, args.layer)
         passes[kind] = {"seqs": np.split(f["frames"], f["offsets"][1:-1]), "prosody": f["prosody"], "ok": f["ok"]}
     # one standardisation of the states for every pass, from the clean takes
     clean = np.concatenate(passes["clean"]["seqs"]).astype(np.float32)

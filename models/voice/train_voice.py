@@ -7,9 +7,10 @@
    target from the emotion table (calm: neutral's valence, lower arousal; RAVDESS "strong" takes pushed a
    third of the way toward the extreme).
 2. Features through the inference path (``prepare_voice`` → loudness normalisation → one Whisper pass →
-   pooled states + prosody): the clean take and ``--copies`` corrupted copies (``augment.corrupt``: speed,
-   reverberation, band-limiting, codec, level, noise, background), plus two fixed corruptions of every take
-   (10 dB pink noise; a quiet take at −45 dBFS with 20 dB babble) used only to measure robustness. Cached in
+   the second and third layers' states pooled + prosody): the clean take and ``--copies`` corrupted copies
+   (``augment.corrupt``: speed, reverberation, band-limiting, codec, level, noise, background), plus two fixed
+   corruptions of every take (10 dB pink noise; a quiet take at −45 dBFS with 20 dB babble) used only to measure
+   robustness. Cached in
    ``--work`` one file per pass, so an interrupted run resumes.
 3. Speaker-independent folds: fold k leaves out one EmoDB speaker and two RAVDESS actors (one male, one
    female); every candidate head is trained on the other speakers' clean and corrupted takes and scored on
@@ -53,7 +54,7 @@ EMODB_MALE = {"03", "10", "11", "12", "15"}
 ROBUSTNESS = ("noisy", "quiet")
 SHORT = "-short"          # suffix of a pass read as the encoder reads emotion alone (no silence after the window)
 SCORED = ("clean", "clean" + SHORT, *ROBUSTNESS)
-FEATURES_VERSION = 3      # bump when the encoder's features change (2: one Whisper pass; 3: both passes, 8-kHz pitch)
+FEATURES_VERSION = 4      # bump when the encoder's features change (3: both passes, 8-kHz pitch; 4: layers 2 and 3)
 PROTOCOL = ("8 speaker-independent folds: each leaves out one EmoDB speaker and two RAVDESS actors (one male, one "
             "female); scored on their clean takes and on two fixed corruptions (10 dB pink noise; −45 dBFS with "
             "babble 20 dB below); RAVDESS calm and EmoDB boredom scored as neutral")
