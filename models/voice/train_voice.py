@@ -10,8 +10,7 @@
    the second and third layers' states pooled + prosody): the clean take and ``--copies`` corrupted copies
    (``augment.corrupt``: speed, reverberation, band-limiting, codec, level, noise, background), plus two fixed
    corruptions of every take (10 dB pink noise; a quiet take at −45 dBFS with 20 dB babble) used only to measure
-   robustness. Cached in
-   ``--work`` one file per pass, so an interrupted run resumes.
+   robustness. Cached in ``--work`` one file per pass, so an interrupted run resumes.
 3. Speaker-independent folds: fold k leaves out one EmoDB speaker and two RAVDESS actors (one male, one
    female); every candidate head is trained on the other speakers' clean and corrupted takes and scored on
    the left-out speakers' clean takes (and the fixed corruptions).
