@@ -3,8 +3,8 @@
 CTranslate2's ``encode`` returns only the last layer, and emotion reads best from the two before it (see the
 voice model card). The package stores the model in CTranslate2's ``model.bin`` (float16 weights);
 :func:`read_ct2_model` reads that file's variables (no library exposes them) and :class:`WhisperEncoder` runs the
-encoder's layers on them. The same module serves the voice recipe and inference; CTranslate2 still runs the decoder for the
-transcript, fed with this module's last-layer output.
+encoder's layers on them. The same module serves the voice recipe and inference; CTranslate2 still runs the decoder
+for the transcript, fed with this module's last-layer output.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from .backbones import BackboneError
 
 #: numpy dtype per CTranslate2 dtype id (``ctranslate2/types.h``)
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
-HEADS = 6  # Whisper tiny: 6 attention heads of 64
 
 
 def read_ct2_model(path: Path, prefix: str = "") -> dict[str, np.ndarray]:
@@ -64,6 +63,7 @@ class WhisperEncoder:
         weights = read_ct2_model(folder / "model.bin", prefix="encoder/")
         if any(w.dtype == np.int8 for w in weights.values()):
             raise BackboneError(f"{folder}: int8-quantised weights; moodtune reads the float16 model it pins")
+        self.heads = int(weights["num_heads"])
         self.w = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if v.ndim}
         self.layers = sum(1 for k in self.w if k.endswith("ffn/linear_0/weight"))
 
@@ -89,7 +89,7 @@ class WhisperEncoder:
                 h = self._norm(x, p + "self_attention/layer_norm")
                 qkv = F.linear(h, w[p + "self_attention/linear_0/weight"], w[p + "self_attention/linear_0/bias"])
                 b, t, d3 = qkv.shape
-                q, k, v = (z.view(b, t, HEADS, d3 // 3 // HEADS).transpose(1, 2) for z in qkv.split(d3 // 3, -1))
+                q, k, v = (z.view(b, t, self.heads, d3 // 3 // self.heads).transpose(1, 2) for z in qkv.split(d3 // 3, -1))
                 a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d3 // 3)
                 x = x + F.linear(a, w[p + "self_attention/linear_1/weight"], w[p + "self_attention/linear_1/bias"])
                 h = F.gelu(F.linear(self._norm(x, p + "ffn/layer_norm"), w[p + "ffn/linear_0/weight"],

@@ -55,7 +55,8 @@ def layer_features(takes: tv.Takes, kind: str, work: Path, seed: int, workers: i
         from multiprocessing import get_context
 
         pads = (True,) if kind in tv.ROBUSTNESS else (True, False)
-        jobs = [(y, kind, seed, i, tv.babble_sources(takes, seed), pads) for i, y in enumerate(takes.audio)]
+        others = tv.babble_sources(takes, seed)
+        jobs = [(y, kind, seed, i, others, pads) for i, y in enumerate(takes.audio)]
         with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
             res = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"layers ({kind})"))
         first = next(r for r in res if r is not None)
