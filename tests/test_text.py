@@ -89,7 +89,8 @@ def test_mixed_feelings_show_two_strong_classes(text_encoder, sentence, pair):
 def test_without_contrast_one_reading_of_the_whole(text_encoder):
     r = text_encoder.predict("I'm thrilled and a bit anxious about moving")
     top2 = sorted(r.probabilities, key=r.probabilities.get, reverse=True)[:2]
-    assert top2 == ["happy", "fear"] and r.probabilities["fear"] > 0.1, r.probabilities
+    # both feelings, in either order: the lexical half reads "a bit anxious" at full strength (model card, limits)
+    assert set(top2) == {"happy", "fear"} and min(r.probabilities[e] for e in top2) > 0.2, r.probabilities
     assert "clauses" not in r.extras
     whole_only = TextEncoder(clauses=False)
     whole_only._backend = text_encoder.backend  # same model, clause reading off
@@ -255,7 +256,8 @@ def test_reading_reports_valence_and_arousal_in_to_dict(text_encoder):
 
 
 def test_onnx_model_matches_the_torch_model_it_was_exported_from(text_encoder):
-    """The shipped ONNX file (int8) against the torch module the recipe trains (base + adapter + head)."""
+    """The shipped ONNX file (fp16, fed the pip package's word embeddings) against the torch module the recipe trains
+    (base + adapter + head, from token ids): the network half alone, as both are run without the lexical half."""
     import torch
 
     from models.text.network import load_trained
@@ -305,7 +307,7 @@ def test_default_text_encoder_runs_without_torch_or_transformers():
 
     code = ("import sys; from multimodal import TextEncoder; r = TextEncoder().predict('I got the job!!'); "
             "assert r.ok, r.message; "
-            "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -5,6 +5,10 @@ token ids → all-MiniLM-L6-v2 (our LoRA adapter merged in) → mean over the re
 that gives 7 emotion logits (EMOTIONS order) and 2 raw valence/arousal values (EmoBank z-scores; the encoder
 maps them onto the emotion table's range with the calibration stored beside the export). With ``va_hidden`` the
 valence/arousal values come from a branch of their own (a second MLP over the same pooled vector).
+
+The export starts after the word-embedding lookup (:class:`FromWordEmbeddings`): the adapter leaves that table as
+the pip package ships it, so the encoder looks the token ids up in the package's own file and the ONNX file is
+half the size.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ class TextEmotionNet(nn.Module):
         self.head = mlp(width, hidden, len(EMOTIONS) if va_hidden else N_OUT, dropout)
         self.va_head = mlp(width, va_hidden, 2, dropout) if va_hidden else None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                inputs_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              inputs_embeds=inputs_embeds).last_hidden_state
         pooled = F.normalize(mean_pool(hidden, attention_mask), dim=-1)
         out = self.head(pooled)
         if self.va_head is not None:
@@ -62,6 +68,17 @@ class TextEmotionNet(nn.Module):
         if self.va_head is not None:
             state.update({f"va.{k}": v for k, v in self.va_head.state_dict().items()})
         return {k: v.contiguous() for k, v in state.items()}
+
+
+class FromWordEmbeddings(nn.Module):
+    """The network from looked-up word embeddings (N, T, width) on: what the recipe exports to ONNX."""
+
+    def __init__(self, net: TextEmotionNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(None, attention_mask, inputs_embeds=inputs_embeds)
 
 
 def mlp(width: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
