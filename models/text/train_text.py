@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     bank = load_emobank(args.data, "dev")
     raw = {k: s.texts for k, s in dev.items()} | {"emobank_dev": bank.texts}
     texts = {k: [clean_text(t) for t in v] for k, v in raw.items()}
-    ids = {k: tokenize_all(tokenizer, v) for k, v in texts.items()}
+    ids = {k: tokenize_all(tokenizer, v) for k, v in raw.items()}  # tokenize_all cleans them itself
     sources = {k: [lexical_source(r, t) for r, t in zip(raw[k], v)] for k, v in texts.items()}  # as the encoder reads
     network_out = {k: torch_outputs(net, v, desc=f"torch {k}") for k, v in ids.items()}
     lexical = fit_lexical(args.data)

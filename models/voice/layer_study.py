@@ -15,13 +15,11 @@ accuracy per corpus on the left-out speakers; the model card reports what it gav
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from models.voice import train_voice as tv
 from multimodal.datasets import default_data_dir
@@ -36,36 +34,32 @@ def _init_worker() -> None:
     _backend = WhisperEmotionBackend(head_path=None, threads=1)
 
 
-def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray], tuple[bool, ...]]) -> list[np.ndarray] | None:
-    y, kind, seed, i, others, pads = args
+def _reads(kind: str) -> tuple[bool, ...]:
+    """How a pass is read: with the transcript's padding, and (not for the fixed corruptions) the window alone."""
+    return (True,) if kind in tv.ROBUSTNESS else (True, False)
+
+
+def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]) -> list[np.ndarray] | None:
+    y, kind, seed, i, others = args
     clip = prepare_voice((tv.SR, tv.take_for_pass(y, kind, seed, i, others)))
     if not isinstance(clip, VoiceClip):
         return None
     assert _backend is not None
     return [np.stack([pool_states(s[0], clip.frames) for s in _backend.encoder.states(_backend.mel(clip.samples, pad))])
-            for pad in pads]
+            for pad in _reads(kind)]
 
 
 def layer_features(takes: tv.Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
     """Pooled states of every layer, (takes, layers, 768), per read (``long``: with the transcript's padding;
     ``short``: the window alone, not for the fixed corruptions), cached."""
-    version = f"_augment{tv.AUGMENT_VERSION}" if kind.startswith("copy") else ""
-    path = work / f"layers_{kind}_seed{seed}{version}.npz"
+    path = tv.pass_cache(work, "layers", kind, seed)
     if not path.exists():
-        from multiprocessing import get_context
-
-        pads = (True,) if kind in tv.ROBUSTNESS else (True, False)
-        others = tv.babble_sources(takes, seed)
-        jobs = [(y, kind, seed, i, others, pads) for i, y in enumerate(takes.audio)]
-        with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
-            res = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"layers ({kind})"))
+        res = tv.run_pass(takes, kind, seed, workers, _job, _init_worker, desc="layers")
         first = next(r for r in res if r is not None)
         out = {"ok": np.array([r is not None for r in res])}
-        for j, read in enumerate(("long", "short")[:len(pads)]):
+        for j, read in enumerate(("long", "short")[:len(_reads(kind))]):
             out[read] = np.stack([r[j] if r is not None else np.zeros_like(first[j]) for r in res])
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **out)
-        os.replace(tmp, path)
+        tv.save_cache(path, out)
     return dict(np.load(path))
 
 
@@ -95,8 +89,7 @@ def main(argv: list[str] | None = None) -> None:
             states = layers[kind][read][:, chosen].reshape(len(takes.audio), -1)
             passes[name] = {**p, "whisper": np.concatenate([states, p["prosody"]], 1)}
         start = time.time()
-        tv.CANDIDATES[f"layers {choice}"] = ("whisper", "mlp", "all", {"epochs": 30, "members": args.members})
-        result = tv.cross_validate(takes, passes, fold, f"layers {choice}", args.seed)["scores"]
+        result = tv.cross_validate(takes, passes, fold, tv.SHIPPED, args.seed, members=args.members)["scores"]
         print(f"{choice:8s} " + " ".join(f"{result[p]['ravdess']['balanced_accuracy']:20.3f} "
                                          f"{result[p]['emodb']['balanced_accuracy']:6.3f}" for p in tv.SCORED)
               + f"   ({time.time() - start:.0f} s)", flush=True)

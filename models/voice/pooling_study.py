@@ -21,7 +21,6 @@ reports what it gave.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -30,9 +29,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from models.voice.augment import VERSION as AUGMENT_VERSION
-from models.voice.train_voice import (ROBUSTNESS, SR, Takes, babble_sources, folds, load_takes, sample_weights, scores,
-                                      take_for_pass, training_step)
+from models.voice.train_voice import (ROBUSTNESS, SR, Takes, folds, load_takes, pass_cache, run_pass, sample_weights,
+                                      save_cache, scores, take_for_pass, training_step)
 from multimodal.datasets import default_data_dir
 from multimodal.heads import softmax
 from multimodal.labels import EMOTIONS
@@ -64,21 +62,14 @@ def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]) -> tuple[np.n
 
 def speech_frames(takes: Takes, kind: str, work: Path, seed: int, workers: int, layer: int) -> dict[str, np.ndarray]:
     """Speech-frame states of every take (concatenated, with ``offsets``) and its prosody statistics, cached."""
-    version = f"_augment{AUGMENT_VERSION}" if kind.startswith("copy") else ""
-    path = work / f"frames_layer{layer}_{kind}_seed{seed}{version}.npz"
+    path = pass_cache(work, f"frames_layer{layer}", kind, seed)
     if not path.exists():
-        from multiprocessing import get_context
-
-        others = babble_sources(takes, seed)
-        jobs = [(y, kind, seed, i, others) for i, y in enumerate(takes.audio)]
-        with get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(layer,)) as pool:
-            res = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"frames ({kind})"))
+        res = run_pass(takes, kind, seed, workers, _job, _init_worker, (layer,), desc="frames")
         frames = [r[0] if r is not None else np.zeros((1, WIDTH), np.float16) for r in res]
         prosody = np.stack([r[1] if r is not None else np.zeros_like(next(r for r in res if r)[1]) for r in res])
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, frames=np.concatenate(frames), offsets=np.concatenate([[0], np.cumsum([len(f) for f in frames])]),
-                 prosody=prosody, ok=np.array([r is not None for r in res]))
-        os.replace(tmp, path)
+        save_cache(path, {"frames": np.concatenate(frames),
+                          "offsets": np.concatenate([[0], np.cumsum([len(f) for f in frames])]),
+                          "prosody": prosody, "ok": np.array([r is not None for r in res])})
     return dict(np.load(path))
 
 

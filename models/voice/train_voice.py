@@ -27,6 +27,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import soxr
@@ -162,26 +163,43 @@ def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]):
     return _features(take_for_pass(y, kind, seed, i, others))
 
 
-def extract(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
-    """Features of one pass over every take (``clean``, ``copyN`` or a robustness corruption), cached."""
+def pass_cache(work: Path, stem: str, kind: str, seed: int) -> Path:
+    """Where a pass over every take is cached: ``stem`` names what was computed, the augmentation version the copies."""
     version = f"_augment{AUGMENT_VERSION}" if kind.startswith("copy") else ""
-    path = work / f"features{FEATURES_VERSION}_{kind}_seed{seed}{version}.npz"
-    if path.exists():
-        return dict(np.load(path))
+    return work / f"{stem}_{kind}_seed{seed}{version}.npz"
+
+
+def run_pass(takes: Takes, kind: str, seed: int, workers: int, job: Callable, initializer: Callable,
+             initargs: tuple = (), desc: str = "features") -> list:
+    """``job((audio, kind, seed, index, babble))`` for every take, in spawned workers set up by ``initializer``;
+    results in the takes' order (None where the take gave no clip)."""
     from multiprocessing import get_context
 
     others = babble_sources(takes, seed)
     jobs = [(y, kind, seed, i, others) for i, y in enumerate(takes.audio)]
-    with get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
-        results = list(tqdm(pool.imap(_job, jobs, chunksize=8), total=len(jobs), desc=f"features ({kind})"))
+    with get_context("spawn").Pool(workers, initializer=initializer, initargs=initargs) as pool:
+        return list(tqdm(pool.imap(job, jobs, chunksize=8), total=len(jobs), desc=f"{desc} ({kind})"))
+
+
+def save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` written whole or not at all (an interrupted run must not leave a cache that loads)."""
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def extract(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
+    """Features of one pass over every take (``clean``, ``copyN`` or a robustness corruption), cached."""
+    path = pass_cache(work, f"features{FEATURES_VERSION}", kind, seed)
+    if path.exists():
+        return dict(np.load(path))
+    results = run_pass(takes, kind, seed, workers, _job, _init_worker)
     ok = np.array([r is not None for r in results])
     first = next(r for r in results if r is not None)
     whisper, short, prosody = (np.stack([r[j] if r is not None else np.zeros_like(first[j]) for r in results])
                                for j in range(3))
     out = {"whisper": whisper, "whisper_short": short, "prosody": prosody, "ok": ok}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
-    os.replace(tmp, path)
+    save_cache(path, out)
     return out
 
 
