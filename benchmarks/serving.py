@@ -125,8 +125,9 @@ def load(call: Callable[[int], Any], users: int, requests: int) -> dict[str, Any
 
 
 def wait_ready(url: str, proc: subprocess.Popen, workers: int = 1, timeout: float = 600) -> float:
-    """Seconds from now until ``workers`` different processes have answered /healthz with 200: a worker that is
-    still loading its models accepts no connection, so the first 200 alone would start the load against one of two."""
+    """Seconds from now until ``workers`` different processes (uvicorn workers, Serve replicas) have answered /healthz
+    with 200: the first answers while the others still load their models, so the first 200 alone would start the load
+    against one of two."""
     import httpx
 
     start = time.perf_counter()
@@ -280,7 +281,7 @@ def main() -> None:
                                      replicas, "--port", str(port)], env={**ray_env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"},
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             try:
-                ready = wait_ready(url, proc)
+                ready = wait_ready(url, proc, int(replicas.split("-")[0]))  # an autoscaled service starts at its minimum
                 call = http_call(url, image, audio)
                 before = warmed(call, args.users, [proc.pid, *ray_pids()])
                 replica_mb = [tree_rss_mb([p]) for p in replica_pids()] or replica_mb
@@ -302,7 +303,7 @@ def main() -> None:
              "analysing and recommending 10 tracks. Memory: resident set of every process that serves (for Ray, the "
              "whole cluster on this machine) after a concurrent warm-up round (each client one request of each kind), "
              "and after the load. Ready: start to a 200 from `/healthz` from every worker (all three models loaded "
-             "and warmed; for Ray, after `ray start`, the first 200).", "",
+             "and warmed; for Ray, after `ray start`).", "",
              "| configuration | req/s | p50 | p95 | errors | ready | memory warmed → after | processes |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r, ready, before, after, procs in rows:

@@ -56,8 +56,9 @@ def ray_cluster():
 
 
 def start_service(ray_cluster, replicas: str, home) -> tuple[subprocess.Popen, str]:
-    """`moodtune serve --ray --replicas REPLICAS` on the test cluster, once its /healthz answers."""
-    import httpx
+    """`moodtune serve --ray --replicas REPLICAS` on the test cluster, once /healthz has been answered by as many
+    replicas as it starts with (the first replica answers while Serve still deploys the others)."""
+    from benchmarks.serving import wait_ready
 
     env, address = ray_cluster
     port = free_port()
@@ -65,15 +66,11 @@ def start_service(ray_cluster, replicas: str, home) -> tuple[subprocess.Popen, s
                              "--port", str(port)], env={**env, "RAY_ADDRESS": address, "MOODTUNE_HOME": str(home)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    start, ready = time.time(), False
-    while time.time() - start < 300 and not ready and proc.poll() is None:
-        try:
-            ready = httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            time.sleep(1)
-    if not ready:
+    try:
+        wait_ready(url, proc, workers=int(replicas.split("-")[0]), timeout=300)
+    except (RuntimeError, TimeoutError) as exc:
         proc.terminate()
-        pytest.fail(proc.stdout.read().decode()[-3000:] if proc.poll() is not None else "not ready in 300 s")
+        pytest.fail(str(exc))
     return proc, url
 
 
