@@ -108,7 +108,8 @@ def clean_text(text: str) -> str:
     import emoji
 
     text = unicodedata.normalize("NFKC", _CONTROL.sub(" ", _ZERO_WIDTH.sub("", _SURROGATE.sub("\ufffd", text))))
-    text = emoji.replace_emoji(text, replace=_spell_emoji)
+    if not text.isascii():  # no emoji is ASCII, and the emoji scan is most of this function's time
+        text = emoji.replace_emoji(text, replace=_spell_emoji)
     return _SPACE.sub(" ", text).strip()
 
 

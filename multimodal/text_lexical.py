@@ -33,7 +33,8 @@ def lexical_source(raw: str, cleaned: str) -> str | None:
     :data:`MIN_WORDS` words once emoji are removed."""
     import emoji
 
-    return cleaned if len(_WORD.findall(emoji.replace_emoji(raw, replace=" "))) >= MIN_WORDS else None
+    typed = raw if raw.isascii() else emoji.replace_emoji(raw, replace=" ")  # no emoji is ASCII
+    return cleaned if len(_WORD.findall(typed)) >= MIN_WORDS else None
 
 
 def terms(text: str) -> list[str]:

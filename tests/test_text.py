@@ -256,8 +256,9 @@ def test_reading_reports_valence_and_arousal_in_to_dict(text_encoder):
 
 
 def test_onnx_model_matches_the_torch_model_it_was_exported_from(text_encoder):
-    """The shipped ONNX file (fp16, fed the pip package's word embeddings) against the torch module the recipe trains
-    (base + adapter + head, from token ids): the network half alone, as both are run without the lexical half."""
+    """The shipped ONNX file (float16 weights, fed the pip package's word embeddings) against the torch module the
+    recipe trains (base + adapter + head, from token ids): the network half alone, as both run without the lexical
+    half."""
     import torch
 
     from models.text.network import load_trained
@@ -276,6 +277,33 @@ def test_onnx_model_matches_the_torch_model_it_was_exported_from(text_encoder):
     assert np.abs(onnx_out.probabilities - torch_out.probabilities).max() < 0.08
     assert np.mean(onnx_out.probabilities.argmax(1) == torch_out.probabilities.argmax(1)) >= 0.9
     assert np.abs(onnx_out.direct - torch_out.direct).max() < 0.08
+
+
+def test_the_shipped_text_model_stores_float16_weights_and_computes_in_float32():
+    """Half the file size, float32 math: each large weight is float16 behind a Cast to float32 that ONNX Runtime
+    folds at load (a float16 graph would be cast around nearly every node on a CPU, at every call)."""
+    import math
+
+    import onnx
+    from onnx import TensorProto
+
+    from multimodal.text import TEXT_ONNX
+
+    model = onnx.load(str(TEXT_ONNX))
+    weights = {i.name: i for i in model.graph.initializer if math.prod(i.dims) >= 1024}
+    assert len(weights) >= 36 and all(i.data_type == TensorProto.FLOAT16 for i in weights.values())
+    users = [n for n in model.graph.node if set(n.input) & set(weights)]
+    assert users and all(n.op_type == "Cast" and n.attribute[0].i == TensorProto.FLOAT for n in users)
+    assert all(v.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.INT64)
+               for v in [*model.graph.input, *model.graph.output])
+
+
+def test_no_emoji_is_ascii():
+    """What the text encoder's fast path rests on: ASCII text skips the emoji scan."""
+    import emoji
+
+    assert not [e for e in emoji.EMOJI_DATA if e.isascii()]
+    assert clean_text("I am so happy :) <3 #1") == "I am so happy :) <3 #1"
 
 
 @pytest.mark.slow  # builds a transformers model
