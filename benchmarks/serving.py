@@ -189,10 +189,13 @@ def closing(rows: list[tuple[str, dict[str, Any], float, float, float, str]]) ->
                      f"{r2:.1f} req/s with 1 and 2 replicas against {one:.1f} for one `moodtune serve` worker.")
     auto = next((r for name, r, *_ in rows if "autoscaled" in name), None)
     if auto and r1:
-        parts.append(f"Autoscaled between 1 and 2 replicas, Serve started the second one during the load (Ray's default "
-                     f"upscale delay is 30 s; the row says when) and every request was answered, but on the same two "
-                     f"cores the new replica's model loading competes with the one already answering: {auto['rps']:.1f} "
-                     f"req/s against {r1:.1f} for a fixed single replica, and the memory grows by a replica's worth.")
+        versus = (f"{auto['rps']:.1f} req/s against {r1:.1f} for a fixed single replica: on the same two cores the new "
+                  "replica's model loading competes with the one already answering" if auto["rps"] <= r1 else
+                  f"{auto['rps']:.1f} req/s against {r1:.1f} for a fixed single replica and {r2 or 0:.1f} for two: the "
+                  "second replica helps once loaded, and its loading costs the first one cores meanwhile")
+        parts.append("Autoscaled between 1 and 2 replicas, Serve started the second one during the load (Ray's default "
+                     f"upscale delay is 30 s; the row says when) and every request was answered; {versus}. The memory "
+                     "grows by a replica's worth.")
     parts.append("So on one small machine, replicas cannot add much throughput; what these rows measure is correctness "
                  "under concurrency (errors), the overhead of each layer, memory and start-up time. Replicas add "
                  "throughput when they bring more cores: more machines (`ray start --address ...` on each, then the same "

@@ -62,6 +62,7 @@ def test_nothing_raw_is_logged(engine, caplog):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hnp.arrays(dtype=st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_]),
                   shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=40)))
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_image_normaliser_returns_rgb_or_input_error(arr):
     try:
         out = to_rgb(arr)

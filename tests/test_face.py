@@ -185,7 +185,7 @@ def test_blazeface_model_is_downloaded_once_then_cached(tmp_path):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/models/blaze_face_short_range.tflite"
     try:
         path = blazeface_model(url=url, cache_dir=tmp_path)

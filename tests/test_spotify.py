@@ -70,7 +70,8 @@ class FakeSpotify(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake(monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSpotify)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever polls for shutdown every 0.5 s by default: each test would wait that long at teardown
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     FakeSpotify.mode, FakeSpotify.calls = "ok", []
     monkeypatch.setenv("SPOTIPY_CLIENT_ID", "client-id")
@@ -79,6 +80,7 @@ def fake(monkeypatch):
     client = SpotifyClient(prefix=f"{base}/v1/", token_url=f"{base}/api/token", timeout=1.0, sleep=lambda s: None)
     yield client
     server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -279,6 +279,7 @@ def test_onnx_model_matches_the_torch_model_it_was_exported_from(text_encoder):
     assert np.abs(onnx_out.direct - torch_out.direct).max() < 0.08
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_the_shipped_text_model_stores_float16_weights_and_computes_in_float32():
     """Half the file size, float32 math: each large weight is float16 behind a Cast to float32 that ONNX Runtime
     folds at load (a float16 graph would be cast around nearly every node on a CPU, at every call)."""
@@ -329,6 +330,7 @@ def test_the_text_network_saves_and_reloads_its_heads(tmp_path, va_hidden):
             assert a.shape[0] == 2 and torch.equal(a, b)
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
 def test_default_text_encoder_runs_without_torch_or_transformers():
     import subprocess
     import sys
