@@ -394,7 +394,7 @@ def half_weights(src: Path, dst: Path, min_size: int = 1024) -> None:
     """``src`` with every float initializer of at least ``min_size`` values stored as float16 behind a Cast to
     float32: half the file, and ONNX Runtime folds the casts when it loads the model, so the math stays float32.
     Why not a float16 graph: ONNX Runtime's CPU kernels are float32, so it casts around nearly every node at every
-    call (a 64-sentence batch took about 25% longer than with these weights)."""
+    call (a 64-sentence batch took about a fifth longer than with these weights)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
