@@ -29,7 +29,7 @@ from .heads import softmax
 from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
 from .reading import ModalityReading, Status
 from .runtime import onnx_session
-from .text_lexical import LexicalModel, lexical_source
+from .text_lexical import LexicalModel, lexical_source, replace_emoji
 
 TEXT_ONNX = Path(__file__).resolve().parents[1] / "models" / "text" / "text_model.onnx"
 LEXICAL_FILE = "text_lexical.npz"  # the lexical half (multimodal/text_lexical.py), beside the ONNX file
@@ -105,11 +105,8 @@ def _spell_emoji(e: str, data: dict) -> str:
 def clean_text(text: str) -> str:
     """Strip control characters, spell emoji out as words with the feeling they show (😭 → "loudly crying face
     (sad)"), squeeze spaces."""
-    import emoji
-
     text = unicodedata.normalize("NFKC", _CONTROL.sub(" ", _ZERO_WIDTH.sub("", _SURROGATE.sub("\ufffd", text))))
-    if not text.isascii():  # no emoji is ASCII, and the emoji scan is most of this function's time
-        text = emoji.replace_emoji(text, replace=_spell_emoji)
+    text = replace_emoji(text, _spell_emoji)
     return _SPACE.sub(" ", text).strip()
 
 

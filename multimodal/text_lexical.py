@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -28,13 +29,20 @@ CHAR_SIZES = (2, 3, 4, 5)
 MIN_WORDS = 3
 
 
+def replace_emoji(text: str, replace: str | Callable[[str, dict], str]) -> str:
+    """``emoji.replace_emoji``, skipped for ASCII text: no emoji is ASCII, and the scan is most of the time cleaning
+    a text takes."""
+    if text.isascii():
+        return text
+    import emoji
+
+    return emoji.replace_emoji(text, replace=replace)
+
+
 def lexical_source(raw: str, cleaned: str) -> str | None:
     """What the lexical half reads of a text: ``cleaned``, or None (nothing) when ``raw`` has fewer than
     :data:`MIN_WORDS` words once emoji are removed."""
-    import emoji
-
-    typed = raw if raw.isascii() else emoji.replace_emoji(raw, replace=" ")  # no emoji is ASCII
-    return cleaned if len(_WORD.findall(typed)) >= MIN_WORDS else None
+    return cleaned if len(_WORD.findall(replace_emoji(raw, " "))) >= MIN_WORDS else None
 
 
 def terms(text: str) -> list[str]:

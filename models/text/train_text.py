@@ -91,6 +91,12 @@ def tokenize_all(tokenizer, texts: list[str], max_len: int = MAX_TOKENS) -> list
     return tokenizer([clean_text(t) for t in texts], truncation=True, max_length=max_len)["input_ids"]
 
 
+def known_classes(corpus: str, split: TextSplit) -> np.ndarray:
+    """The classes a training set's rows say something about: its own, plus "neutral" as a true negative for the
+    sets whose rows carry an emotion by construction (:data:`EMOTION_BEARING`)."""
+    return split.coverage | (np.array(EMOTIONS) == "neutral") if corpus in EMOTION_BEARING else split.coverage
+
+
 def class_weights(targets: np.ndarray, cover: np.ndarray) -> np.ndarray:
     """Inverse square-root class frequency within one set, normalised so that a mean row weighs 1."""
     freq = np.maximum(targets.sum(0), 1.0)
@@ -118,7 +124,7 @@ def build_rows(data: Path, tokenizer, rng: np.random.Generator,
         t = s.targets[keep]
         ids += tokenize_all(tokenizer, [s.texts[i] for i in keep])
         targets.append(t)
-        known = s.coverage | (np.array(EMOTIONS) == "neutral") if corpus in EMOTION_BEARING else s.coverage
+        known = known_classes(corpus, s)
         cover.append(np.tile(known, (len(keep), 1)))
         weights.append(t @ class_weights(t, known))
         v = AUX_VALENCE_SCALE * (t @ VA_MATRIX[:, 0])
@@ -255,7 +261,7 @@ def fit_lexical(data: Path) -> LexicalModel:
     texts, labels, weights = [], [], []
     for corpus, split, _ in TRAIN_SETS:
         s = load_text_split(data, corpus, split)
-        known = s.coverage | (np.array(EMOTIONS) == "neutral") if corpus in EMOTION_BEARING else s.coverage
+        known = known_classes(corpus, s)
         w = class_weights(s.targets, known)
         for text, target in zip(s.texts, s.targets):
             for k in np.flatnonzero(target):
