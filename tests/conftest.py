@@ -75,6 +75,14 @@ espeak = shutil.which("espeak-ng")
 needs_espeak = pytest.mark.skipif(espeak is None, reason="espeak-ng is not installed (CI installs it with apt)")
 
 
+#: Recordings of real people from Debian packages (CI installs them with apt): codec2-examples' speech samples (read
+#: sentences and amateur-radio calls, several speakers, mostly 8 kHz) and alsa-utils' spoken channel names (one
+#: speaker, two words each). Neither is acted and no model here trained on them; two of them hold no speech.
+EVERYDAY_SPEECH = sorted(Path("/usr/share/codec2/wav").glob("*.wav")) + sorted(Path("/usr/share/sounds/alsa").glob("*.wav"))
+needs_everyday_speech = pytest.mark.skipif(len(EVERYDAY_SPEECH) < 20, reason=(
+    "the Debian packages codec2-examples and alsa-utils are not installed (CI installs them with apt)"))
+
+
 def speech(text: str, tmp_path, name="s.wav") -> str:
     """``text`` spoken by espeak-ng, as a WAV file in ``tmp_path``."""
     path = tmp_path / name
