@@ -165,7 +165,7 @@ def _job(args: tuple[np.ndarray, str, int, int, list[np.ndarray]]):
 
 def pass_cache(work: Path, stem: str, kind: str, seed: int) -> Path:
     """Where a pass over every take is cached: ``stem`` names what was computed, the augmentation version the copies."""
-    version = f"_augment{AUGMENT_VERSION}" if kind.startswith("copy") else ""
+    version = f"_augment{AUGMENT_VERSION}" if "copy" in kind else ""
     return work / f"{stem}_{kind}_seed{seed}{version}.npz"
 
 
@@ -188,12 +188,14 @@ def save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def extract(takes: Takes, kind: str, work: Path, seed: int, workers: int) -> dict[str, np.ndarray]:
-    """Features of one pass over every take (``clean``, ``copyN`` or a robustness corruption), cached."""
-    path = pass_cache(work, f"features{FEATURES_VERSION}", kind, seed)
+def extract(takes: Takes, kind: str, work: Path, seed: int, workers: int, job: Callable = _job,
+            stem: str = f"features{FEATURES_VERSION}") -> dict[str, np.ndarray]:
+    """Features of one pass over every take (``clean``, ``copyN`` or a robustness corruption), cached; a study
+    passes its own ``job`` (same arguments as :func:`_job`) and cache ``stem``."""
+    path = pass_cache(work, stem, kind, seed)
     if path.exists():
         return dict(np.load(path))
-    results = run_pass(takes, kind, seed, workers, _job, _init_worker)
+    results = run_pass(takes, kind, seed, workers, job, _init_worker)
     ok = np.array([r is not None for r in results])
     first = next(r for r in results if r is not None)
     whisper, short, prosody = (np.stack([r[j] if r is not None else np.zeros_like(first[j]) for r in results])
@@ -368,13 +370,15 @@ def scores(takes: Takes, probs: np.ndarray, idx: np.ndarray) -> dict:
 
 
 def cross_validate(takes: Takes, passes: dict[str, dict[str, np.ndarray]], fold: np.ndarray, name: str,
-                   seed: int, **overrides: object) -> dict:
-    """Candidate ``name`` trained per fold and scored on the left-out speakers; ``overrides`` replace options of
-    :func:`fit_head` for this call (e.g. the member count a shipped head was trained with)."""
-    which, head, chosen, options = CANDIDATES[name]
+                   seed: int, *, scored: tuple[str, ...] = SCORED, chosen: tuple[str, ...] | None = None,
+                   **overrides: object) -> dict:
+    """Candidate ``name`` trained per fold and scored on the left-out speakers in the passes ``scored``;
+    ``chosen`` replaces the candidate's training passes and ``overrides`` the options of :func:`fit_head` for this
+    call (e.g. the member count a shipped head was trained with; a study's extra passes)."""
+    which, head, own, options = CANDIDATES[name]
     options = {**options, **overrides}
-    train_passes = training_passes(passes, which, chosen)
-    logits = {k: np.zeros((len(fold), 7)) for k in SCORED}
+    train_passes = training_passes(passes, which, own if chosen is None else chosen)
+    logits = {k: np.zeros((len(fold), 7)) for k in scored}
     va = {k: np.zeros((len(fold), 2)) for k in ("clean", "clean" + SHORT)}
     for k in tqdm(sorted(set(fold)), desc=name, leave=False):
         tr = np.flatnonzero(fold != k)
