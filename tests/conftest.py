@@ -17,6 +17,7 @@ os.environ["MOODTUNE_HOME"] = tempfile.mkdtemp(prefix="moodtune-test-home-")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from multimodal.datasets import default_data_dir  # noqa: E402
+from models.voice.everyday_check import everyday_files  # noqa: E402
 
 DATA = default_data_dir()
 needs_data = pytest.mark.skipif(DATA is None, reason="../shared/data is absent (it is only beside a CI or dev checkout)")
@@ -78,7 +79,7 @@ needs_espeak = pytest.mark.skipif(espeak is None, reason="espeak-ng is not insta
 #: Recordings of real people from Debian packages (CI installs them with apt): codec2-examples' speech samples (read
 #: sentences and amateur-radio calls, several speakers, mostly 8 kHz) and alsa-utils' spoken channel names (one
 #: speaker, two words each). Neither is acted and no model here trained on them; two of them hold no speech.
-EVERYDAY_SPEECH = sorted(Path("/usr/share/codec2/wav").glob("*.wav")) + sorted(Path("/usr/share/sounds/alsa").glob("*.wav"))
+EVERYDAY_SPEECH = [path for files in everyday_files().values() for path in files]
 needs_everyday_speech = pytest.mark.skipif(len(EVERYDAY_SPEECH) < 20, reason=(
     "the Debian packages codec2-examples and alsa-utils are not installed (CI installs them with apt)"))
 

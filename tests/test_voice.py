@@ -203,8 +203,9 @@ def test_espeak_probe_fused_with_its_words_is_not_one_emotion(engine, probe):
 @needs_everyday_speech
 def test_real_peoples_everyday_speech_is_not_read_as_anger(voice_encoder):
     """Recordings of real people that nobody acted (Debian's codec2 and ALSA samples: read sentences, radio calls,
-    channel names; telephone-band and studio) are what the EmoDB-only head called angry. No take may read angry
-    beyond one in ten, the plainly read sentences read neutral, and the two files without speech say so."""
+    channel names; telephone-band and studio). The EmoDB-only head read most English speech as angry; here no take
+    may read angry beyond one in ten, the plainly read sentences read neutral, and the two files without speech say
+    so."""
     readings = voice_encoder.predict_batch([str(p) for p in EVERYDAY_SPEECH])
     silent = [p.name for p, r in zip(EVERYDAY_SPEECH, readings) if r.status == Status.SILENCE]
     assert silent == ["david4.wav", "Noise.wav"], silent
