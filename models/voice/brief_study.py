@@ -78,13 +78,8 @@ def everyday_features() -> tuple[list[str], np.ndarray] | None:
 def fit_all(takes: tv.Takes, passes: dict, chosen: tuple[str, ...], seed: int) -> tv.FittedHead:
     """The shipped candidate fitted on every take of ``chosen`` (as the recipe refits it)."""
     which, head, _, options = tv.CANDIDATES[tv.SHIPPED]
-    xs, ts, vs, ws = [], [], [], []
-    for p in tv.training_passes(passes, which, chosen):
-        ok = np.flatnonzero(passes[p]["ok"])
-        xs.append(tv.columns(passes[p], which)[ok]), ts.append(takes.targets[ok]), vs.append(takes.va[ok])
-        ws.append(tv.sample_weights(takes, ok))
-    return tv.fit_head(np.concatenate(xs), np.concatenate(ts), np.concatenate(vs), np.concatenate(ws), head, seed,
-                       **options)
+    rows = tv.training_rows(takes, passes, which, tv.training_passes(passes, which, chosen), np.arange(len(takes.gold)))
+    return tv.fit_head(*rows, head, seed, **options)
 
 
 def main(argv: list[str] | None = None) -> None:

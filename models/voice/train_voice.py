@@ -342,6 +342,18 @@ def columns(feats: dict[str, np.ndarray], which: str) -> np.ndarray:
     return feats[which]
 
 
+def training_rows(takes: Takes, passes: dict[str, dict[str, np.ndarray]], which: str, names: list[str],
+                  idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features, emotion targets, valence/arousal targets and sample weights of the takes ``idx`` in the passes
+    ``names``, stacked pass after pass (a take a pass could not read is left out of that pass)."""
+    xs, ts, vs, ws = [], [], [], []
+    for p in names:
+        ok = idx[passes[p]["ok"][idx]]
+        xs.append(columns(passes[p], which)[ok]), ts.append(takes.targets[ok]), vs.append(takes.va[ok])
+        ws.append(sample_weights(takes, ok))
+    return np.concatenate(xs), np.concatenate(ts), np.concatenate(vs), np.concatenate(ws)
+
+
 def scores(takes: Takes, probs: np.ndarray, idx: np.ndarray) -> dict:
     """Balanced accuracy per corpus, per-gender, predicted shares and per-class recall on ``idx``."""
     pred, gold = probs[idx].argmax(1), takes.gold[idx]
@@ -381,14 +393,8 @@ def cross_validate(takes: Takes, passes: dict[str, dict[str, np.ndarray]], fold:
     logits = {k: np.zeros((len(fold), 7)) for k in scored}
     va = {k: np.zeros((len(fold), 2)) for k in ("clean", "clean" + SHORT)}
     for k in tqdm(sorted(set(fold)), desc=name, leave=False):
-        tr = np.flatnonzero(fold != k)
-        xs, ts, vs, ws = [], [], [], []
-        for p in train_passes:
-            ok = tr[passes[p]["ok"][tr]]
-            xs.append(columns(passes[p], which)[ok]), ts.append(takes.targets[ok]), vs.append(takes.va[ok])
-            ws.append(sample_weights(takes, ok))
-        fitted = fit_head(np.concatenate(xs), np.concatenate(ts), np.concatenate(vs), np.concatenate(ws), head, seed,
-                          **options)
+        rows = training_rows(takes, passes, which, train_passes, np.flatnonzero(fold != k))
+        fitted = fit_head(*rows, head, seed, **options)
         te = np.flatnonzero(fold == k)
         for p in logits:
             logits[p][te], v = fitted.predict(columns(passes[p], which)[te])
@@ -417,13 +423,8 @@ def refit_and_save(takes: Takes, passes: dict, candidate: str, cv: dict, out: Pa
     :func:`cross_validate`."""
     which, _, _, options = CANDIDATES[candidate]
     options = {**options, **overrides}
-    xs, ts, vs, ws = [], [], [], []
-    for p in training_passes(passes, which):
-        ok = np.flatnonzero(passes[p]["ok"])
-        xs.append(columns(passes[p], which)[ok]), ts.append(takes.targets[ok]), vs.append(takes.va[ok])
-        ws.append(sample_weights(takes, ok))
-    fitted = fit_head(np.concatenate(xs), np.concatenate(ts), np.concatenate(vs), np.concatenate(ws), "mlp", seed,
-                      **options)
+    x, *rest = training_rows(takes, passes, which, training_passes(passes, which), np.arange(len(takes.gold)))
+    fitted = fit_head(x, *rest, "mlp", seed, **options)
     # both reads of the clean takes, out of fold: one temperature and one V/A calibration serve both
     ok = np.concatenate([passes["clean"]["ok"]] * 2)
     logits = np.concatenate([cv["logits"]["clean"], cv["logits"]["clean" + SHORT]])[ok]
@@ -443,7 +444,7 @@ def refit_and_save(takes: Takes, passes: dict, candidate: str, cv: dict, out: Pa
         "labels": ",".join(EMOTIONS), "temperature": f"{temperature:.5f}", "va": "1",
         "va_scale": ",".join(f"{v:.5f}" for v in va_scale), "va_shift": ",".join(f"{v:.5f}" for v in va_shift),
         "va_direct_weight": ",".join(f"{w:g}" for w in weight),
-        "features": which, "in_dim": xs[0].shape[1], "members": options.get("members", 1), "seed": seed,
+        "features": which, "in_dim": x.shape[1], "members": options.get("members", 1), "seed": seed,
         "copies": copies, "candidate": candidate,
         "data": "RAVDESS actors 01-16 (CC BY-NC-SA 4.0) + EmoDB 8 speakers"})
     return {"temperature": temperature, "va_scale": va_scale.tolist(), "va_shift": va_shift.tolist(),
