@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ class MeanPooled(torch.nn.Module):
         return (states * m).sum(1) / m.sum(1)
 
 
+@lru_cache(maxsize=1)  # one backbone at a time: loaded once for its latency and every split it embeds
 def load(folder: Path) -> tuple[object, MeanPooled]:
     from transformers import AutoModel, AutoTokenizer
 
