@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -79,7 +80,9 @@ def embed(name: str, folder: Path, texts: list[str], work: Path, batch: int = 32
             out[idx] = pooled
     assert out is not None
     work.mkdir(parents=True, exist_ok=True)
-    np.save(cache, out)
+    tmp = cache.with_suffix(".tmp.npy")  # a cache is whole or absent: an interrupted run must not leave one
+    np.save(tmp, out)
+    os.replace(tmp, cache)
     return out
 
 
@@ -117,7 +120,9 @@ def onnx_latency(name: str, folder: Path, work: Path, rounds: int = 20) -> dict[
                                     input_names=["ids", "mask"], output_names=["pooled"],
                                     dynamic_shapes={"ids": {0: batch, 1: seq}, "mask": {0: batch, 1: seq}})
         work.mkdir(parents=True, exist_ok=True)
-        program.save(str(path))
+        tmp = path.with_suffix(".tmp.onnx")
+        program.save(str(tmp))
+        os.replace(tmp, path)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
