@@ -62,8 +62,10 @@ class Profile:
             raise ProfileError(f"{path} is not a profile file (missing, not a regular file, or too large)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path} is not a valid moodtune profile ({exc})") from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: deep nesting
+            raise ProfileError(f"{path} is not a valid moodtune profile ({str(exc)[:200] or 'nested too deeply'})") from exc
+        except OSError as exc:
+            raise ProfileError(f"{path} cannot be read ({exc.strerror})") from exc
         try:
             return cls.from_dict(data)
         except ProfileError as exc:
