@@ -47,8 +47,11 @@ class Profile:
     def save(self, path: str | Path) -> Path:
         """Write the profile as JSON (a temp file, then renamed: a failed write leaves the old one)."""
         path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(self.to_dict(), indent=1))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(self.to_dict(), indent=1))
+        except OSError as exc:  # a read-only folder, a full disk: the profile on disk stays as it was
+            raise ProfileError(f"cannot save the profile {path} ({exc.strerror})") from exc
         return path
 
     @classmethod

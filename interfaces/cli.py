@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -22,6 +23,22 @@ app.add_typer(journal_app, name="journal")
 console = Console()
 err = Console(stderr=True)
 
+
+
+def one_line(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command whose moodtune errors (a corrupt journal, a read-only folder...) are one red line and exit 2."""
+    def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)  # typer reads the wrapped signature
+        def run(*args: Any, **kwargs: Any) -> Any:
+            from multimodal.errors import MoodtuneError
+
+            try:
+                return command(*args, **kwargs)
+            except MoodtuneError as exc:
+                err.print(f"[red]{what}:[/red] {exc}", soft_wrap=True)
+                raise typer.Exit(2) from exc
+        return run
+    return wrap
 
 
 def _load_catalog(name: str | None):
@@ -135,19 +152,22 @@ def analyze(
 
             tracks, note = with_spotify(tracks, target_from_va(mood.valence, mood.arousal), SpotifyClient(),
                                         source="spotify" if spotify == "search" else "catalog", n=n)
-    learned: list[str] = []
+    journal_problem = saved_problem = None
     try:
         with Journal() as journal:
             entry = journal.record_analysis(mood, strategy, words=text)
             if feel is not None and mood.ok:
                 journal.record_correction(entry, feel)
-        if feel is not None and profile is not None and profile_file is not None and mood.ok:
+    except MoodtuneError as exc:  # the mood is still shown; the journal's trouble is one line after it
+        journal_problem = exc
+    learned: list[str] = []
+    if feel is not None and profile is not None and profile_file is not None and mood.ok:
+        try:
             profile = engine.correct(mood, feel, profile)
             profile.save(profile_file)
             learned = profile.calibration.explain()
-    except MoodtuneError as exc:
-        err.print(f"[red]not saved:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        except MoodtuneError as exc:
+            saved_problem = exc
     if as_json:
         print(json.dumps({"mood": mood.to_dict(), "tracks": [t.to_dict() for t in tracks], "spotify": note,
                           "learned": learned}, indent=1, default=str))
@@ -159,31 +179,34 @@ def analyze(
             console.print(tracks_table(tracks, strategy))
         if note:
             console.print(f"spotify: {note}")
-        if feel is not None:
+        if feel is not None and saved_problem is None:
             console.print(f"learned into {profile_file}: " + ("; ".join(learned) if learned else "nothing (no signal)"))
+    if journal_problem is not None:
+        err.print(f"[yellow]warning: not written to the journal:[/yellow] {journal_problem}", soft_wrap=True)
+    if saved_problem is not None:
+        err.print(f"[red]not learned:[/red] {saved_problem}", soft_wrap=True)
+        raise typer.Exit(2)
     if not mood.ok:
         raise typer.Exit(1)
 
 
 @catalog_app.command("import")
+@one_line("cannot import")
 def catalog_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A CSV with audio features."),
                    name: Optional[str] = typer.Option(None, help="Name to use with --catalog (default: file stem)."),
                    force: bool = typer.Option(False, "--force", help="Replace an imported catalog of the same name.")) -> None:
     """Check a CSV (TidyTuesday, Kaggle Tracks, Kaggle 1921-2020 schemas) and keep a clean copy for --catalog."""
-    from recommend import Catalog, CatalogError
+    from recommend import Catalog
     from recommend.catalog import check_catalog_name, save_user_catalog
 
-    try:
-        name = check_catalog_name(name or file.stem)  # before the file is read
-        cat = Catalog.from_csv(file)
-        save_user_catalog(cat, name, force=force)
-    except CatalogError as exc:
-        err.print(f"[red]cannot import:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    name = check_catalog_name(name or file.stem)  # before the file is read
+    cat = Catalog.from_csv(file)
+    save_user_catalog(cat, name, force=force)
     console.print(f"imported {cat.report} → use it with --catalog {name}")
 
 
 @catalog_app.command("info")
+@one_line("catalog")
 def catalog_info(catalog: Optional[str] = typer.Argument(None, help="CSV path or imported name (default: embedded).")) -> None:
     """Show a catalog's size, genres and feature ranges."""
     cat = _load_catalog(catalog)
@@ -193,6 +216,7 @@ def catalog_info(catalog: Optional[str] = typer.Argument(None, help="CSV path or
 
 
 @library_app.command("scan")
+@one_line("cannot scan")
 def library_scan(folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A folder of music files."),
                  name: str = typer.Option("library", help="Name to use with --catalog."),
                  force: bool = typer.Option(False, "--force", help="Replace a catalog of the same name.")) -> None:
@@ -201,21 +225,18 @@ def library_scan(folder: Path = typer.Argument(..., exists=True, file_okay=False
     from recommend.catalog import USER_CATALOG_DIR, check_catalog_name, save_user_catalog
     from recommend.library import scan
 
-    try:
-        check_catalog_name(name)
-        if (USER_CATALOG_DIR / f"{name}.csv").exists() and not force:
-            raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force")
-        cat, failed = scan(folder)
-        save_user_catalog(cat, name, force=force)
-    except CatalogError as exc:
-        err.print(f"[red]cannot scan:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    check_catalog_name(name)
+    if (USER_CATALOG_DIR / f"{name}.csv").exists() and not force:
+        raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force")
+    cat, failed = scan(folder)
+    save_user_catalog(cat, name, force=force)
     console.print(f"{len(cat):,} tracks scanned (features are estimates) → use them with --catalog {name}")
     for f in failed:
         err.print(f"[yellow]skipped[/yellow] {f}")
 
 
 @journal_app.callback(invoke_without_command=True)
+@one_line("journal")
 def journal_week(ctx: typer.Context, days: int = typer.Option(7, "--days", min=1, max=366,
                                                                 help="How many days to show.")) -> None:
     """Your last days, one row per day (the default command)."""
@@ -241,6 +262,7 @@ def journal_week(ctx: typer.Context, days: int = typer.Option(7, "--days", min=1
 
 
 @journal_app.command("on")
+@one_line("journal")
 def journal_on(keep_words: bool = typer.Option(False, "--keep-words", help="Also keep what you type.")) -> None:
     """Start keeping a journal of your moods on this computer."""
     from interfaces.journal import Journal
@@ -251,6 +273,7 @@ def journal_on(keep_words: bool = typer.Option(False, "--keep-words", help="Also
 
 
 @journal_app.command("off")
+@one_line("journal")
 def journal_off() -> None:
     """Stop keeping the journal (what is in it stays until `moodtune journal delete`)."""
     from interfaces.journal import Journal
@@ -261,15 +284,19 @@ def journal_off() -> None:
 
 
 @journal_app.command("export")
-def journal_export(file: Path = typer.Argument(..., dir_okay=False, help="The CSV file to write.")) -> None:
-    """Every entry of the journal as CSV."""
+@one_line("journal not exported")
+def journal_export(file: Path = typer.Argument(..., dir_okay=False, help="The CSV file to write."),
+                   force: bool = typer.Option(False, "--force", help="Replace FILE if it exists (only a regular "
+                                                                     "file of your own).")) -> None:
+    """Every entry of the journal as CSV (never over an existing file without --force)."""
     from interfaces.journal import Journal
 
     with Journal() as journal:
-        console.print(f"{len(journal.events()):,} entries → {journal.export_csv(file)}")
+        console.print(f"{len(journal.events()):,} entries → {journal.export_csv(file, force=force)}")
 
 
 @journal_app.command("delete")
+@one_line("journal")
 def journal_delete(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
     """Delete the whole journal, now (it is also turned off)."""
     from interfaces.journal import Journal
@@ -369,19 +396,44 @@ def evaluate(data: Optional[Path] = typer.Option(None, "--data", help="The data 
     console.print(t3)
 
 
+MAX_CONNECTIONS = 512  # open connections one `moodtune serve` process holds
+
+
+def _bound_socket(host: str, port: int):
+    """A listening socket on ``host:port``, before any model loads (a taken port fails at once, in one line)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        raise typer.BadParameter(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}",
+                                 param_hint="--host/--port") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)  # --workers: uvicorn's worker processes share it
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: this computer only; elsewhere, set "
                                                      "MOODTUNE_API_KEY and put TLS in a reverse proxy)."),
-          port: int = typer.Option(8000),
-          workers: int = typer.Option(1, "--workers", help="Processes (uvicorn's word); each loads and warms its own "
-                                                          "models and runs them on 2 pool threads × 1 math thread."),
+          port: int = typer.Option(8000, min=1, max=65535, help="TCP port (1-65535)."),
+          workers: int = typer.Option(1, "--workers", min=1, max=64, help="Processes (uvicorn's word); each loads "
+                                      "and warms its own models and runs them on 2 pool threads × 1 math thread."),
           ray: bool = typer.Option(False, "--ray", help="Serve on Ray Serve (pip install 'moodtune[serve]'): "
                                    "--replicas copies of the engine, on this machine or a Ray cluster."),
           replicas: str = typer.Option("2", "--replicas", help="With --ray: how many replicas (e.g. 2), or a range "
                                        "to autoscale within (e.g. 1-4)."),
           threads: int = typer.Option(1, "--threads", min=1, help="With --ray: CPUs (and math threads) per replica."),
           ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --ray: the cluster to join "
-                                                    "(default: RAY_ADDRESS, else a running local one, else a new one).")) -> None:
+                                                    "(default: RAY_ADDRESS, else a new private cluster on 127.0.0.1; 'auto': the one running here).")) -> None:
     """Serve the HTTP API (FastAPI): POST /v1/analyze, /v1/recommend, /v1/feedback, /v1/correct; GET /healthz,
     /v1/catalogs; /docs."""
     import os
@@ -393,14 +445,26 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: 
         from interfaces.ray_serve import RayUnavailable, ReplicasError, run
 
         try:
-            run(host=host, port=port, replicas=replicas, threads=threads, address=ray_address)
+            run(host=host, port=port, replicas=replicas, threads=threads, address=ray_address,
+                on_ready=lambda: print(f"moodtune serving on {_url(host, port)} (Ray Serve)", flush=True))
         except (RayUnavailable, ReplicasError) as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
         return
     import uvicorn
 
-    uvicorn.run("interfaces.http:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
+    sock = _bound_socket(host, port)  # bind first: /healthz answers 503 "loading" while the models warm
+    print(f"moodtune serving on {_url(host, *sock.getsockname()[1:2])} (loading models…)", flush=True)
+    # limit_concurrency: beyond that many open connections uvicorn answers 503 instead of holding them
+    config = uvicorn.Config("interfaces.http:serving_app", factory=True, workers=workers, log_level="warning",
+                            timeout_graceful_shutdown=10, limit_concurrency=MAX_CONNECTIONS)
+    server = uvicorn.Server(config)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])
 
 
 @app.command()

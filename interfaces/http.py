@@ -37,6 +37,7 @@ BODY_DEADLINE_S = 30.0  # a body not fully sent by then is dropped (408): slow c
 # model threads, so a full queue waits about 15 s; beyond it, 503 with Retry-After.
 MAX_QUEUE = 32
 MAX_TRACKS = 50
+FORM_FIELDS = frozenset({"text", "n", "strategy", "catalog", "faces", "session", "calibration", "image", "audio"})
 log = logging.getLogger("moodtune.http")
 
 Emotion = Literal["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -248,6 +249,7 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
     """The API around ``engine`` (default: a new ``MoodEngine(workers=2, threads=1)``). ``warm=True`` warms the
     models before the app answers (Ray replicas); ``"background"`` answers at once (``/healthz`` says 503
     "loading" until they are warm; ``moodtune serve``); ``False`` leaves them to load on first use."""
+    from fastapi.exception_handlers import http_exception_handler
     from fastapi_offline import FastAPIOffline
 
     from fusion import Calibration, MoodEngine, MoodReading, Profile
@@ -354,6 +356,10 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
         # parts stay in memory up to the body limit (_keep_uploads_in_memory)
         form = await request.form(max_files=2, max_fields=10, max_part_size=MAX_BODY_BYTES)
         try:
+            unknown = sorted(set(form.keys()) - FORM_FIELDS)
+            if unknown:  # e.g. curl -d '{"text": ...}': JSON sent as a form arrives as one odd field name
+                raise HTTPException(422, f"unknown form field {unknown[0][:60]!r}; the fields are "
+                                         f"{', '.join(sorted(FORM_FIELDS))} (send JSON as Content-Type: application/json)")
             files = {k: v for k, v in form.items() if isinstance(v, UploadFile)}
             text = {k: v for k, v in form.items() if isinstance(v, str)}  # a file sent as a field is ignored
             image = await files["image"].read() if "image" in files else None
@@ -418,8 +424,19 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
         the fit runs on a worker thread)."""
         return await run(corrected, body)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Any:
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):  # FastAPI's json.loads gave up
+            return JSONResponse({"detail": "malformed request: the JSON is nested too deeply"}, status_code=422)
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(MoodtuneError)
     async def moodtune_error(_: Request, exc: MoodtuneError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)[:300]}, status_code=422)
 
     return app
+
+
+def serving_app() -> FastAPI:
+    """``moodtune serve``'s app (a uvicorn factory): it answers at once and warms its models in the background."""
+    return create_app(warm="background")

@@ -234,8 +234,12 @@ def save_user_catalog(catalog: Catalog, name: str, force: bool = False) -> Path:
     target = USER_CATALOG_DIR / f"{check_catalog_name(name)}.csv"
     if target.exists() and not force:
         raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force to replace it")
-    USER_CATALOG_DIR.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, catalog.frame.to_csv(index=False))
+    try:
+        USER_CATALOG_DIR.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, catalog.frame.to_csv(index=False))
+    except OSError as exc:  # MOODTUNE_HOME is a file, read-only, full...
+        raise CatalogError(f"cannot keep the catalog in {USER_CATALOG_DIR} ({exc.strerror}); check that "
+                           "MOODTUNE_HOME is a folder you can write to") from exc
     return target
 
 
