@@ -20,9 +20,11 @@ from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.datastructures import UploadFile  # what request.form() gives (FastAPI's is a subclass)
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -193,7 +195,7 @@ class SlowBody(HTTPException):
     """The client did not send its whole body within :data:`BODY_DEADLINE_S`."""
 
     def __init__(self) -> None:
-        super().__init__(408, f"the request body did not arrive within {BODY_DEADLINE_S:.0f} s")
+        super().__init__(408, "the request body did not arrive in time")
 
 
 class BodyDeadline:
@@ -201,9 +203,9 @@ class BodyDeadline:
     dropped), and a client that goes away is one log line, not a traceback. Starlette's own
     ``RequestBodyLimitMiddleware`` (FastAPI's ``max_body_size``) counts the bytes."""
 
-    def __init__(self, app: ASGIApp, deadline_s: float = BODY_DEADLINE_S) -> None:
+    def __init__(self, app: ASGIApp, deadline_s: float | None = None) -> None:
         self.app = app
-        self.deadline_s = deadline_s
+        self.deadline_s = BODY_DEADLINE_S if deadline_s is None else deadline_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -236,6 +238,29 @@ def _keep_uploads_in_memory() -> None:
     from starlette.formparsers import MultiPartParser
 
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, MAX_BODY_BYTES)
+
+
+class WorkerHeader:
+    """ASGI middleware: ``X-Moodtune-Worker`` on every response says which process answered (replicas, uvicorn
+    workers)."""
+
+    def __init__(self, app: ASGIApp, worker: str) -> None:
+        self.app = app
+        self.header = (b"x-moodtune-worker", worker.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, named if scope["type"] == "http" else send)
+
+
+def _errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors as a client sees them: where and what, without the input echoed back (it may be huge, or
+    an infinity that JSON cannot carry)."""
+    return [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in list(errors)[:10]]
 
 
 def _public(track: Any) -> dict[str, Any]:
@@ -287,14 +312,8 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
     # Swagger UI and ReDoc from fastapi-offline's own copies: /docs works without internet
     app = FastAPIOffline(title="moodtune", version="1", lifespan=lifespan, max_body_size=MAX_BODY_BYTES,
                          description="Mood from face, voice and words, and music that fits it. Runs on your machine.")
-    app.add_middleware(BodyDeadline)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-
-    @app.middleware("http")
-    async def name_the_worker(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers["X-Moodtune-Worker"] = worker  # which process answered (replicas, uvicorn workers)
-        return response
+    app.add_middleware(WorkerHeader, worker=f"{socket.gethostname()}:{os.getpid()}")
+    app.add_middleware(BodyDeadline)  # added last: outermost, so a client that went away ends here
 
     async def guard(request: Request) -> None:
         if api_key and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {api_key}"):
@@ -400,7 +419,7 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
             else:
                 raise HTTPException(415, "send application/json or multipart/form-data")
         except ValidationError as exc:
-            raise HTTPException(422, [{k: e[k] for k in ("loc", "msg", "type")} for e in exc.errors()[:10]]) from exc
+            raise HTTPException(422, _errors(exc.errors())) from exc
         except (ValueError, binascii.Error) as exc:
             raise HTTPException(422, f"malformed request: {str(exc)[:200]}") from exc
         return await run(analyze_and_rank, image, audio, fields)
@@ -424,8 +443,12 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
         the fit runs on a worker thread)."""
         return await run(corrected, body)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Any:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)  # the class FastAPI's body parsing raises (and ours derive from)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Any:
         if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):  # FastAPI's json.loads gave up
             return JSONResponse({"detail": "malformed request: the JSON is nested too deeply"}, status_code=422)
         return await http_exception_handler(request, exc)

@@ -49,7 +49,7 @@ def not_own_file(path: Path) -> str | None:
 
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # absent (creating it will say what is wrong with the folder)
         return None
     except OSError as exc:
         return f"cannot be checked ({exc.strerror})"
