@@ -105,6 +105,10 @@ class Journal:
         """A new journal file, owner-only, created exclusively (never one that appeared in between)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot create the journal in {self.path.parent} ({exc.strerror}); MOODTUNE_HOME "
+                               "must be a folder you can write to") from exc
+        try:
             create_exclusive(self.path)
         except FileExistsError:
             if not_own_file(self.path):

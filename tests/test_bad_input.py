@@ -13,7 +13,7 @@ from multimodal.audio_io import to_mono_16k
 from multimodal.image_io import to_rgb
 from multimodal.text import prepare_text
 
-from .hostile_inputs import BAD_AUDIO, BAD_IMAGES, BAD_TEXT, GOOD_TEXT, flac_of_silence, png_header_only
+from .hostile_inputs import BAD_AUDIO, BAD_IMAGES, BAD_TEXT, GOOD_TEXT, flac_bomb, flac_of_silence, png_header_only
 
 def _check(mood, failed_signal):
     reading = mood.readings[failed_signal]
@@ -159,3 +159,21 @@ def test_text_is_capped_and_zero_width_characters_do_not_split_words():
     assert len(p.text) <= MAX_TEXT_CHARS and "only its start was read" in p.notes[0]
     assert clean_text("hap\u200bpy") == "happy"
     assert "\ufffd" in clean_text("furious \ud800")
+
+
+def test_a_many_channel_high_rate_flac_is_decoded_within_the_sample_limit_and_says_so():
+    """8 channels × 96 kHz × 2 min: 92 M samples; only MAX_SAMPLES of them (75 s) are decoded, mixed to mono."""
+    from multimodal.audio_io import MAX_SAMPLES
+
+    audio = to_mono_16k(flac_bomb(minutes=2))
+    assert audio.seconds == pytest.approx(MAX_SAMPLES / 8 / 96_000, abs=0.01)
+    notes = " ".join(audio.notes)
+    assert "8 channels mixed down" in notes and "first 75 s" in notes
+
+
+def test_an_in_memory_array_is_cut_by_samples_too():
+    from multimodal.audio_io import MAX_SAMPLES
+
+    many = np.broadcast_to(np.float32(0), (MAX_SAMPLES // 16 + 48_000, 32))  # 32 channels at 48 kHz, no memory used
+    audio = to_mono_16k((48_000, many))
+    assert audio.seconds == pytest.approx(MAX_SAMPLES / 32 / 48_000, abs=0.01) and "32 channels" in audio.notes[0]
