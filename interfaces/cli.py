@@ -408,10 +408,10 @@ def _bound_socket(host: str, port: int):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except (OSError, OverflowError) as exc:
+    except OSError as exc:  # taken, not an address of this computer, a privileged port...
         sock.close()
-        raise typer.BadParameter(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}",
-                                 param_hint="--host/--port") from None
+        err.print(f"[red]cannot listen on {host}:{port}:[/red] {exc.strerror or exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
     sock.listen(2048)
     sock.set_inheritable(True)  # --workers: uvicorn's worker processes share it
     return sock

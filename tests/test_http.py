@@ -117,29 +117,45 @@ def test_api_key_when_set(engine, monkeypatch):
 
 
 @pytest.mark.slow  # a process, a model or many cases: seconds
-def test_moodtune_serve_process_warms_then_answers(tmp_path):
+def test_moodtune_serve_process_binds_first_says_where_then_warms_and_answers(tmp_path):
     import httpx
 
     port = free_port()
     env = {**os.environ, "MOODTUNE_HOME": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
+        assert proc.stdout.readline().strip() == f"moodtune serving on {url} (loading models…)"
+        first = httpx.get(f"{url}/healthz", timeout=5)  # the port is open while the models load
+        assert first.status_code == 503 and first.json() == {"ready": False, "status": "loading"}
         start, ready = time.time(), False
         while time.time() - start < 120 and not ready:
-            try:
-                ready = httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        assert ready, proc.stderr.read1().decode()[-2000:] if proc.poll() is not None else "not ready in 120 s"
+            ready = httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+            time.sleep(0.25)
+        assert ready, "not ready in 120 s"
         r = httpx.post(f"{url}/v1/analyze", data={"text": "I am furious", "session": json.dumps({"liked": ["x"]})},
                        files={"audio": ("me.wav", wav_bytes(), "audio/wav")}, timeout=60)
         assert r.status_code == 200 and r.json()["session"]["liked"] == ["x"] and r.json()["tracks"]
-        assert httpx.get(f"{url}/docs", timeout=10).status_code == 200
+        docs = httpx.get(f"{url}/docs", timeout=10)
+        assert docs.status_code == 200 and "cdn" not in docs.text  # Swagger UI from the package, offline
+        assert "swagger-ui-bundle.js" in docs.text
+        taken = subprocess.run([sys.executable, "-m", "interfaces.cli", "serve", "--port", str(port)], env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert taken.returncode == 2 and "Address already in use" in " ".join(taken.stderr.split())
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "0"])
+def test_serve_checks_the_port_before_loading_anything(port):
+    from typer.testing import CliRunner
+
+    from interfaces.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--port", port])
+    assert result.exit_code == 2 and "--port" in result.output
 
 
 def test_the_demo_as_a_client_of_the_service(client, monkeypatch, tmp_path):
