@@ -141,7 +141,7 @@ def run(host: str = "127.0.0.1", port: int = 8000, replicas: str | int = 2, thre
     try:
         ray.init(**init_options(address))
     except Exception as exc:  # noqa: BLE001 - Ray raises several types for a cluster it cannot join
-        hint = " (a Ray token mismatch: see docs/serving.md, 'Joining a cluster')" if "auth" in str(exc).lower() else ""
+        hint = " (a Ray token mismatch: see docs/serving.md, 'Ray: a private cluster, or joining one')" if "auth" in str(exc).lower() else ""
         raise RayUnavailable(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}{hint}") from exc
     signal.signal(signal.SIGTERM, stop)  # after ray.init, whose own SIGTERM handler would end the process at once
     try:

@@ -143,11 +143,22 @@ def test_planar_audio_is_channels_not_samples():
     assert audio.seconds == pytest.approx(3.0) and "9 channels" in audio.notes[0]
 
 
-def test_a_text_playlist_named_wav_is_not_given_to_ffmpeg(tmp_path):
+def test_a_text_playlist_named_wav_is_not_given_to_ffmpeg(tmp_path, monkeypatch):
+    """With ffmpeg installed or not (it is pretended present; the decoder that would call it must not run)."""
+    import librosa
+
+    from multimodal import audio_io
+
     secret = tmp_path / "secret.wav"
     secret.write_bytes(b"")
     playlist = tmp_path / "song.wav"
     playlist.write_text(f"#EXTM3U\n{secret}\n")
+    monkeypatch.setattr(audio_io.shutil, "which", lambda name: f"/usr/bin/{name}")
+
+    def ffmpeg_would_run(*_, **__):
+        raise AssertionError("the playlist reached the ffmpeg decoder")
+
+    monkeypatch.setattr(librosa, "load", ffmpeg_would_run)
     with pytest.raises(InputError, match="not an audio format"):
         to_mono_16k(str(playlist))
 

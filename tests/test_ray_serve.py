@@ -40,11 +40,11 @@ def ray_cluster():
     """A one-node Ray cluster on 127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: without it, Ray 2.60 replaces
     --node-ip-address=127.0.0.1 with the machine's network address), with token authentication on and a token of its
     own in the environment: a token left in ~/.ray, or another cluster running beside it, changes nothing."""
-    import secrets
+    from interfaces.ray_serve import private_cluster_environment
 
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    env.pop("RAY_AUTH_TOKEN_PATH", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    private_cluster_environment(env)  # what `moodtune serve --ray` gives a cluster of its own
     port = free_port()
     before = set(ray_pids())
     subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
