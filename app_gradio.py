@@ -316,12 +316,18 @@ def set_journal(on: bool, keep_words: bool) -> str:
 def export_journal() -> str:
     if not JOURNAL.path.exists():
         return "The journal is empty."
-    return f"Exported to `{JOURNAL.export_csv(moodtune_home() / 'journal.csv')}`"
+    try:  # the demo's own export file in moodtune's folder: replaced each time (never a link or a device)
+        return f"Exported to `{JOURNAL.export_csv(moodtune_home() / 'journal.csv', force=True)}`"
+    except JournalError as exc:
+        return f"Not exported: {exc}"
 
 
 def delete_journal() -> tuple[bool, pd.DataFrame, str, str]:
-    deleted = JOURNAL.delete()
-    return (False, *week_view()[:2], "Journal deleted." if deleted else "There was no journal.")
+    try:
+        note = "Journal deleted." if JOURNAL.delete() else "There was no journal."
+    except JournalError as exc:  # a link or another user's file: refused, and the page says why
+        note = f"Not deleted: {exc}"
+    return (False, *week_view()[:2], note)
 
 
 def live_face(frame, smoother: EmaSmoother | None):

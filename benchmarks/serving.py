@@ -62,6 +62,17 @@ def ray_pids() -> list[int]:
     return out
 
 
+def listeners(processes: list[psutil.Process]) -> set[str]:
+    """The addresses these processes listen on (TCP)."""
+    out = set()
+    for p in processes:
+        try:
+            out |= {c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return out
+
+
 def replica_pids() -> list[int]:
     """Ray Serve's replica processes (``ray::ServeReplica:...``)."""
     return [p.pid for p in psutil.process_iter(["cmdline"]) if "ServeReplica" in " ".join(p.info["cmdline"] or [])]

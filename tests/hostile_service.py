@@ -307,7 +307,7 @@ def serve_start(tmp: Path) -> list[Row]:
 
 def ray_rows(tmp: Path) -> list[Row]:
     """`moodtune serve --ray` with its own cluster: where it listens; how long SIGTERM takes to leave nothing."""
-    import httpx
+    from benchmarks.serving import listeners, wait_ready
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
@@ -316,21 +316,11 @@ def ray_rows(tmp: Path) -> list[Row]:
                              str(port)], env={**env, "MOODTUNE_HOME": str(tmp / "ray")}, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     line = proc.stdout.readline().strip() if proc.stdout else ""
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
+    wait_ready(f"http://127.0.0.1:{port}", proc, timeout=300)
     ready = time.perf_counter() - start
     service = psutil.Process(proc.pid)
     family = [service, *service.children(recursive=True)]
-    listening = set()
-    for p in family:
-        try:
-            listening |= {c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+    listening = listeners(family)
     memory = f"{sum(p.memory_info().rss for p in family if p.is_running()) / 2**20:,.0f} MB (all its processes)"
     t = time.perf_counter()
     os.kill(proc.pid, signal.SIGTERM)

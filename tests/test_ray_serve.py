@@ -25,14 +25,9 @@ def ray_processes() -> list[psutil.Process]:
 
 
 def listeners(processes: list[psutil.Process]) -> set[str]:
-    """The addresses these processes listen on (TCP)."""
-    out = set()
-    for p in processes:
-        try:
-            out |= {c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return out
+    from benchmarks.serving import listeners
+
+    return listeners(processes)
 
 
 @pytest.fixture(scope="module")
