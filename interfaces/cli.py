@@ -424,7 +424,7 @@ def _url(host: str, port: int) -> str:
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: this computer only; elsewhere, set "
                                                      "MOODTUNE_API_KEY and put TLS in a reverse proxy)."),
-          port: int = typer.Option(8000, min=1, max=65535, help="TCP port (1-65535)."),
+          port: int = typer.Option(8000, help="TCP port (1-65535)."),
           workers: int = typer.Option(1, "--workers", min=1, max=64, help="Processes (uvicorn's word); each loads "
                                       "and warms its own models and runs them on 2 pool threads × 1 math thread."),
           ray: bool = typer.Option(False, "--ray", help="Serve on Ray Serve (pip install 'moodtune[serve]'): "
@@ -438,6 +438,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: 
     /v1/catalogs; /docs."""
     import os
 
+    if not 1 <= port <= 65535:  # before anything loads (the OS would take 70000 modulo 65536)
+        err.print(f"[red]--port:[/red] {port} is not a TCP port (1-65535)", soft_wrap=True)
+        raise typer.Exit(2)
     if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("MOODTUNE_API_KEY"):
         err.print("[yellow]warning:[/yellow] serving beyond this computer without MOODTUNE_API_KEY: anyone who can "
                   "reach the port can use it")
