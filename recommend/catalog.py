@@ -125,6 +125,7 @@ class Catalog:
         self.genres = self.frame["genre"].to_numpy(dtype=object)
         self._planes: dict[Any, tuple[np.ndarray, Any]] = {}
         self._cols: dict[str, np.ndarray] | None = None
+        self._explicit: np.ndarray | None = None
 
     def plane(self, mood_map: Any) -> tuple[np.ndarray, Any]:
         """Every track's perceived (valence, arousal) under ``mood_map`` and the scale used, computed once."""
@@ -132,9 +133,22 @@ class Catalog:
             self._planes[mood_map] = mood_map.place(self.matrix)
         return self._planes[mood_map]
 
-    def allowed(self, exclude: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
-        """A mask of the tracks that may be listed: all but the ``exclude``d ids."""
-        allowed = np.ones(len(self), bool)
+    @property
+    def explicit(self) -> np.ndarray:
+        """True for tracks whose title or artist carries an explicit word or slur (``recommend.explicit``); stored in
+        the embedded catalog, found on first use for others."""
+        if self._explicit is None:
+            if "explicit" in self.frame:
+                self._explicit = self.frame["explicit"].fillna(0).astype(bool).to_numpy()
+            else:
+                from .explicit import explicit_mask
+
+                self._explicit = explicit_mask(self.frame["name"], self.frame["artist"])
+        return self._explicit
+
+    def allowed(self, exclude: set[str] | frozenset[str] = frozenset(), *, allow_explicit: bool = False) -> np.ndarray:
+        """A mask of the tracks that may be listed: all but the ``exclude``d ids and, unless allowed, explicit ones."""
+        allowed = np.ones(len(self), bool) if allow_explicit else ~self.explicit
         if exclude:
             allowed &= ~np.isin(self.frame["id"].to_numpy(), list(exclude))
         return allowed

@@ -78,11 +78,12 @@ def describe(features: np.ndarray, z: np.ndarray, point: np.ndarray, mood_map: M
 
 def rank(catalog: Catalog, targets: Sequence[Target], *, n: int = 10, mmr_lambda: float = 0.7,
          max_per_artist: int = 2, exclude: set[str] | frozenset[str] = frozenset(),
-         shortlist: int = 400, mood_map: MoodMap = PERCEIVED) -> list[Track]:
+         shortlist: int = 400, mood_map: MoodMap = PERCEIVED, allow_explicit: bool = False) -> list[Track]:
     """Pick ``n`` tracks; position k is chosen against ``targets[k]`` (a path for "uplift").
 
     Each pick maximises ``λ·relevance − (1−λ)·max similarity to the tracks already picked`` (maximal
-    marginal relevance), skipping artists that already have ``max_per_artist`` tracks.
+    marginal relevance), skipping artists that already have ``max_per_artist`` tracks and, unless
+    ``allow_explicit``, tracks whose title or artist carries an explicit word (``recommend.explicit``).
     """
     n = min(int(n), len(catalog))  # never more than the catalog holds (n=10**8 must not allocate for it)
     if n <= 0:
@@ -92,7 +93,7 @@ def rank(catalog: Catalog, targets: Sequence[Target], *, n: int = 10, mmr_lambda
     targets = list(targets) + [targets[-1]] * max(0, n - len(targets))
     matrix = catalog.matrix
     plane, scale = catalog.plane(mood_map)
-    allowed = catalog.allowed(exclude)
+    allowed = catalog.allowed(exclude, allow_explicit=allow_explicit)
     # Shortlist: the tracks nearest any target on the path; the kernel is computed for those alone.
     points = {id(t): plane_point(t, scale, mood_map) for t in targets}
     nearest = np.minimum.reduce([distance2(plane, p) for p in points.values()])
