@@ -24,6 +24,7 @@ def test_analyze_handler_text_only():
     assert faces == "" and entry is None  # no face given; the journal is off
     assert max(label, key=label.get) == "angry"
     assert len(table) == 5 and len(tracks) == 5 and "angry" in status
+    assert "explicit words" in players and "hidden" in players
     assert set(bars["signal"].str.split(" ").str[0]) >= {"typed", "fused"}
     assert "fused" in set(plane["signal"])
     assert "face" in status and "missing" in status  # absent signals are shown, not hidden
@@ -85,6 +86,20 @@ def test_feedback_and_strategy_rerank():
     assert tracks[0].id not in {t.id for t in new_tracks} and tracks[0].id in session.skipped
     table2, *_ = app_gradio.recommend("uplift", 8, False, session, mood)
     assert len(table2) == 8
+
+
+def test_explicit_titles_toggle_and_save_to_spotify_without_a_list():
+    from recommend.explicit import explicit_words
+
+    out = app_gradio.analyze(None, None, "let's party all night", "match", 20, False, None, explicit=True)
+    assert "hidden" not in out[6]  # nothing hidden, so nothing said
+    mood, tracks = out[-2], out[-1]
+    clean = app_gradio.recommend("match", 20, False, None, mood, explicit=False)[-1]
+    assert not any(explicit_words(f"{t.name} {t.artist}") for t in clean)
+    assert "Analyze first" in app_gradio.save_to_spotify("mine", [], None)
+    os.environ.pop("SPOTIPY_CLIENT_ID", None)
+    note = app_gradio.save_to_spotify("mine", tracks, mood)
+    assert note.startswith("Not saved to Spotify") and "SPOTIPY_CLIENT_ID" in note and "still here" in note
 
 
 def test_live_face_handler_smooths_and_reports_no_face():
