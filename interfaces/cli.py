@@ -106,6 +106,14 @@ def analyze(
     feel: Optional[str] = typer.Option(None, "--feel", help="What you really feel (one of the seven emotions): "
                                        "learned into --profile, so the next readings fit you better."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object for machines."),
+    explicit: bool = typer.Option(False, "--explicit", help="Also list tracks whose title or artist has explicit "
+                                  "words or slurs (hidden by default)."),
+    export: Optional[Path] = typer.Option(None, "--export", dir_okay=False, help="Also write the list to this file: "
+                                          "an .m3u/.m3u8 playlist (local files or Spotify links) or a .csv table."),
+    force: bool = typer.Option(False, "--force", help="With --export: replace an existing file."),
+    save_playlist: Optional[str] = typer.Option(None, "--save-playlist", metavar="NAME", help="Also save the list "
+                                                "as a private playlist NAME in your Spotify account (needs "
+                                                "SPOTIPY_CLIENT_ID; signs you in once: see 'moodtune spotify')."),
 ) -> None:
     """Fuse the given signals into one mood and recommend music for it."""
     from recommend import STRATEGIES
@@ -143,8 +151,8 @@ def analyze(
     with console.status("reading your mood…", spinner="dots") if not as_json else nullcontext():
         mood = engine.analyze(image=str(image) if image else None, audio=str(audio) if audio else None, text=text,
                               faces=faces, profile=profile)
-        tracks = engine.recommend(mood, n=n, strategy=strategy,
-                                  session=profile.session if profile else None) if mood.ok else []
+        tracks = engine.recommend(mood, n=n, strategy=strategy, session=profile.session if profile else None,
+                                  allow_explicit=explicit) if mood.ok else []
         note = ""
         if tracks and spotify != "off":
             from recommend import target_from_va
@@ -181,13 +189,79 @@ def analyze(
             console.print(f"spotify: {note}")
         if feel is not None and saved_problem is None:
             console.print(f"learned into {profile_file}: " + ("; ".join(learned) if learned else "nothing (no signal)"))
+    hidden = 0 if explicit or not tracks else int(cat.explicit.sum())
+    if hidden and not as_json:
+        console.print(f"{hidden:,} tracks of the catalog have explicit words in their title or artist and are hidden "
+                      "(--explicit lists them)")
+    kept = not (tracks and (export or save_playlist)) or keep_list(tracks, export, force, save_playlist, mood,
+                                                                    quiet=as_json)
     if journal_problem is not None:
         err.print(f"[yellow]warning: not written to the journal:[/yellow] {journal_problem}", soft_wrap=True)
     if saved_problem is not None:
         err.print(f"[red]not learned:[/red] {saved_problem}", soft_wrap=True)
+    if saved_problem is not None or not kept:
         raise typer.Exit(2)
     if not mood.ok:
         raise typer.Exit(1)
+
+
+def keep_list(tracks, export: Path | None, force: bool, playlist: str | None, mood, quiet: bool = False) -> bool:
+    """Write the list to a file and/or save it to Spotify; one line each for what happened. False if one failed
+    (the list itself was printed already, so nothing is lost)."""
+    from multimodal.errors import MoodtuneError
+    from recommend.playlists import export_playlist
+    from recommend.spotify_user import SpotifyUser
+
+    ok = True
+    say = err.print if quiet else console.print
+    if export is not None:
+        try:
+            say(f"list written to {export_playlist(tracks, export, force=force)}")
+        except MoodtuneError as exc:
+            err.print(f"[red]not written:[/red] {exc}")
+            ok = False
+    if playlist is not None:
+        try:
+            saved = SpotifyUser().save_playlist(playlist, tracks, description=f"moodtune: {mood.top_emotion} "
+                                                f"(valence {mood.valence:+.2f}, arousal {mood.arousal:+.2f})")
+            say(f"saved to Spotify as a private playlist ({saved.added} tracks){': ' + saved.url if saved.url else ''}")
+        except MoodtuneError as exc:
+            err.print(f"[red]not saved to Spotify:[/red] {exc}")
+            ok = False
+    return ok
+
+
+spotify_app = typer.Typer(no_args_is_help=True, help="Your Spotify account, for --save-playlist (private playlists "
+                          "only; the sign-in is kept in $MOODTUNE_HOME until you log out).")
+app.add_typer(spotify_app, name="spotify")
+
+
+@spotify_app.command("login")
+def spotify_login() -> None:
+    """Sign in to Spotify once (a browser tab asks you); needs SPOTIPY_CLIENT_ID and the redirect URI
+    http://127.0.0.1:8888/callback (or MOODTUNE_SPOTIFY_PORT) registered for your app."""
+    from multimodal.errors import MoodtuneError
+    from recommend.spotify_user import SpotifyUser, token_path
+
+    try:
+        SpotifyUser().login()
+    except MoodtuneError as exc:
+        err.print(f"[red]not signed in:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"signed in; the token is kept in {token_path()} until 'moodtune spotify logout'")
+
+
+@spotify_app.command("logout")
+def spotify_logout() -> None:
+    """Forget your Spotify sign-in (deletes the token moodtune kept)."""
+    from recommend.spotify_user import logout, token_path
+
+    try:
+        gone = logout()
+    except OSError as exc:
+        err.print(f"[red]could not remove {token_path()}:[/red] {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    console.print("signed out; the token is deleted" if gone else "you were not signed in")
 
 
 @catalog_app.command("import")
@@ -342,17 +416,33 @@ def live(camera: Optional[int] = typer.Option(None, "--camera", help="Webcam ind
 
 
 @app.command()
-def evaluate(data: Optional[Path] = typer.Option(None, "--data", help="The data folder (see its README; default: "
+def evaluate(what: str = typer.Argument("models", help="models (every signal and the fusion study) or music (does "
+                                        "the list carry the asked mood? listener-rated songs, artist folds)"),
+             data: Optional[Path] = typer.Option(None, "--data", help="The data folder (see its README; default: "
                                                  "$MOODTUNE_DATA or ../shared/data beside the checkout)."),
              out: Path = typer.Option(Path("moodtune-evaluation"), "--out",
                                       help="Folder for <signal>/metrics.json, the model cards and fusion_metrics.json "
                                            "(from a checkout, --out models updates the repository's own)."),
              write: bool = typer.Option(True, help="Write the results to --out.")) -> None:
-    """Accuracy, macro-F1, recall, confusion, calibration per signal, and the fusion study on triplets."""
-    from models.evaluation import run
+    """Accuracy, macro-F1, recall, confusion, calibration per signal, and the fusion study on triplets; or, with
+    'music', the music-mood check (r per dimension, leakage, corners, uplift: recommend/MUSIC_CARD.md)."""
     from multimodal.datasets import default_data_dir
 
+    if what not in ("models", "music"):
+        raise typer.BadParameter("choose models or music", param_hint="WHAT")
     data = data or default_data_dir()
+    if what == "music":
+        if data is None or not (data / "music" / "music_mood_dev.csv").exists():
+            err.print(f"[red]no music_mood_dev.csv under {data}/music[/red] (pass --data or set MOODTUNE_DATA)")
+            raise typer.Exit(2)
+        from models.music.mood_study import main as music_study
+
+        if write:
+            (out / "music").mkdir(parents=True, exist_ok=True)
+        music_study(["--data", str(data), *(["--write", str(out / "music" / "metrics.json")] if write else [])])
+        return
+    from models.evaluation import run
+
     if data is None or not (data / "face").exists():
         err.print(f"[red]no data at {data}[/red] (expected the folder described in ../shared/data/README.md; "
                   "pass --data or set MOODTUNE_DATA)")

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from multimodal.errors import MoodtuneError
-from multimodal.files import create_exclusive, moodtune_home, not_own_file, write_atomic
+from multimodal.files import create_exclusive, moodtune_home, not_own_file, write_user_file
 from multimodal.labels import EMOTIONS
 
 KINDS = ("analysis", "like", "skip", "correction")
@@ -260,22 +260,7 @@ class Journal:
     def export_csv(self, path: str | Path, force: bool = False) -> Path:
         """Every event as CSV (written to a temp file, then renamed). An existing file is replaced only with
         ``force``, and only if it is the user's own regular file (never a link or a device)."""
-        path = Path(path).expanduser()
-        if not path.parent.is_dir():
-            raise JournalError(f"there is no folder {path.parent} to export into")
-        why = not_own_file(path)
-        if why:
-            raise JournalError(f"{path} {why}: not overwritten; choose another file")
-        if path.exists() and not force:
-            raise JournalError(f"{path} exists already: not overwritten (pass --force to replace it)")
-        data = self.events().to_csv(index=False)
-        try:
-            write_atomic(path, data, exclusive=not force)
-        except FileExistsError:
-            raise JournalError(f"{path} appeared while exporting: not overwritten") from None
-        except OSError as exc:
-            raise JournalError(f"cannot write {path} ({exc.strerror})") from exc
-        return path
+        return write_user_file(path, self.events().to_csv(index=False), force, JournalError)
 
 
 def daily(events: pd.DataFrame, days: int = 7, now: datetime | None = None) -> pd.DataFrame:

@@ -62,6 +62,26 @@ def not_own_file(path: Path) -> str | None:
     return None
 
 
+def write_user_file(path: str | Path, data: str | bytes, force: bool, error: type[Exception]) -> Path:
+    """Write a file the user asked for (an export) whole: never over an existing file without ``force``, never
+    through a link, a device or another user's file, a new one created exclusively. Problems raise ``error``."""
+    path = Path(path).expanduser()
+    if not path.parent.is_dir():
+        raise error(f"cannot write {path}: the folder {path.parent} does not exist")
+    why = not_own_file(path)
+    if why:
+        raise error(f"{path} is not a regular file of your own ({why.removeprefix('is ')}); choose another name")
+    if path.exists() and not force:
+        raise error(f"{path} exists already; pass --force to replace it")
+    try:
+        write_atomic(path, data, exclusive=not force)
+    except FileExistsError:
+        raise error(f"{path} appeared while it was being written; pass --force to replace it") from None
+    except OSError as exc:
+        raise error(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def create_exclusive(path: Path) -> None:
     """Create ``path`` empty and owner-only, failing (:class:`FileExistsError`) if anything has that name."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))

@@ -138,7 +138,7 @@ def test_export_never_overwrites_without_force_and_never_a_device_or_a_link(tmp_
     assert journal.export_csv(mine, force=True).read_text().count("\n") == 2
     link = tmp_path / "link.csv"
     link.symlink_to(mine)
-    for target, why in ((link, "symbolic link"), (tmp_path / "no-folder" / "x.csv", "no folder")):
+    for target, why in ((link, "symbolic link"), (tmp_path / "no-folder" / "x.csv", "does not exist")):
         with pytest.raises(JournalError, match=why):
             journal.export_csv(target, force=True)
     import os

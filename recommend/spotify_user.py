@@ -1,0 +1,131 @@
+"""Save a list to the user's own Spotify account as a private playlist (Authorization Code with PKCE).
+
+The app needs only its client id (``SPOTIPY_CLIENT_ID``; PKCE has no client secret) and a redirect URI registered
+in Spotify's dashboard: ``http://127.0.0.1:PORT/callback`` (Spotify refuses ``localhost``; the port is
+``MOODTUNE_SPOTIFY_PORT``, default 8888). The only scope asked is ``playlist-modify-private``. The user's token is
+kept in ``$MOODTUNE_HOME/spotify_token.json`` (owner-only, written whole), never printed, and removed by
+``moodtune spotify logout``. Every failure becomes one :class:`~recommend.spotify.SpotifyUnavailable` message;
+the list itself is never lost (the caller still has it, and can export it with :mod:`recommend.playlists`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from multimodal.files import moodtune_home, write_atomic
+
+from .catalog import Track
+from .spotify import SpotifyClient, SpotifyUnavailable
+
+SCOPE = "playlist-modify-private"
+TOKEN_FILE = "spotify_token.json"
+MAX_ITEMS_PER_CALL = 100  # Spotify's limit for adding items to a playlist
+
+
+def token_path() -> Path:
+    return moodtune_home() / TOKEN_FILE
+
+
+def redirect_uri() -> str:
+    port = os.environ.get("MOODTUNE_SPOTIFY_PORT", "8888")
+    if not port.isdigit() or not 1024 <= int(port) <= 65535:
+        raise SpotifyUnavailable(f"MOODTUNE_SPOTIFY_PORT must be a port from 1024 to 65535, not {port!r}")
+    return f"http://127.0.0.1:{int(port)}/callback"
+
+
+class TokenFile:
+    """spotipy's cache handler interface over moodtune's own folder: owner-only, atomic, unreadable = no token."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or token_path()
+
+    def get_cached_token(self) -> dict[str, Any] | None:
+        try:
+            token = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return token if isinstance(token, dict) and "access_token" in token else None
+
+    def save_token_to_cache(self, token_info: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, json.dumps(token_info))  # mkstemp: mode 0600
+
+
+def logout(path: Path | None = None) -> bool:
+    """Forget the user's Spotify token; True if there was one."""
+    path = path or token_path()
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return existed
+
+
+@dataclass(frozen=True)
+class SavedPlaylist:
+    """What Spotify made: the playlist's id and link, and how many of the tracks it holds."""
+
+    id: str
+    url: str | None
+    added: int
+    asked: int
+
+
+class SpotifyUser(SpotifyClient):
+    """A :class:`SpotifyClient` signed in as the user (PKCE) instead of as the app."""
+
+    def __init__(self, *, cache: Any = None, open_browser: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cache = cache if cache is not None else TokenFile()
+        self.open_browser = open_browser
+
+    @property
+    def available(self) -> bool:
+        return bool(os.environ.get("SPOTIPY_CLIENT_ID"))
+
+    def _client(self) -> Any:
+        if not self.available:
+            raise SpotifyUnavailable("no Spotify app (set SPOTIPY_CLIENT_ID to your app's client id)")
+        if self._sp is None:
+            import requests
+            import spotipy
+            from spotipy.oauth2 import SpotifyPKCE
+
+            auth = SpotifyPKCE(client_id=os.environ["SPOTIPY_CLIENT_ID"], redirect_uri=redirect_uri(), scope=SCOPE,
+                               cache_handler=self.cache, open_browser=self.open_browser,
+                               requests_timeout=self.timeout)
+            if self.token_url:
+                auth.OAUTH_TOKEN_URL = self.token_url
+            sp = spotipy.Spotify(auth_manager=auth, requests_session=requests.Session(), requests_timeout=self.timeout)
+            if self.prefix:
+                sp.prefix = self.prefix
+            self._sp = sp
+        return self._sp
+
+    def login(self) -> None:
+        """Sign in (a browser tab asks the user once); the token is cached for the next time."""
+        self._call("sign-in", lambda sp: sp.auth_manager.get_access_token())
+
+    def save_playlist(self, name: str, tracks: list[Track], description: str = "") -> SavedPlaylist:
+        """A new private playlist ``name`` in the user's account with ``tracks`` in order (Spotify tracks only)."""
+        uris = [f"spotify:track:{t.id}" for t in tracks if t.spotify_url]
+        if not uris:
+            raise SpotifyUnavailable("none of these tracks is on Spotify (local files have no Spotify id)")
+        name = " ".join(str(name).split())[:100] or "moodtune"
+        made = self._call("create playlist", lambda sp: sp.current_user_playlist_create(
+            name, public=False, description=description[:300]))
+        playlist_id = str((made or {}).get("id", ""))
+        if not playlist_id:
+            raise SpotifyUnavailable("create playlist: Spotify answered without a playlist id")
+        url = ((made or {}).get("external_urls") or {}).get("spotify")
+        added = 0
+        for i in range(0, len(uris), MAX_ITEMS_PER_CALL):
+            chunk = uris[i:i + MAX_ITEMS_PER_CALL]
+            try:
+                self._call("add tracks", lambda sp: sp.playlist_add_items(playlist_id, chunk))
+            except SpotifyUnavailable as exc:
+                raise SpotifyUnavailable(f"{exc} (the playlist was made with {added} of {len(uris)} tracks)") from None
+            added += len(chunk)
+        return SavedPlaylist(id=playlist_id, url=url, added=added, asked=len(uris))
