@@ -57,7 +57,8 @@ def ray_pids() -> list[int]:
     out = []
     for p in psutil.process_iter(["name", "cmdline"]):
         line = " ".join(p.info["cmdline"] or [])
-        if p.info["name"] in ("raylet", "gcs_server") or "ray::" in line or "ray/_private" in line:
+        if p.info["name"] in ("raylet", "gcs_server") or "ray::" in line or any(
+                f"ray/{part}/" in line for part in ("_private", "autoscaler", "dashboard")):  # monitor, dashboard too
             out.append(p.pid)
     return out
 
@@ -192,8 +193,11 @@ Ctrl-C takes the deployment down and stops every process of that cluster, Ray's 
 raylet for minutes otherwise).
 
 To join a cluster started with `ray start`, give every node and moodtune the same token. Ray 2.59+ turns token
-authentication on for a cluster that `ray.init` starts and keeps its token in `~/.ray/auth_token`; `ray start` without
-`RAY_AUTH_MODE=token` leaves it off, and a driver that has a token then fails with `InvalidAuthToken`. So:
+authentication on for a cluster that `ray.init` starts and keeps its token in `~/.ray/auth_token`; `ray start` turns it
+on too when it finds that file, but a driver that joins does not send it, and was refused (`InvalidAuthToken`).
+moodtune follows `ray start`'s rule when it joins: with `RAY_AUTH_MODE` unset and a token at hand (`RAY_AUTH_TOKEN`,
+`RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`) it sends the token (checked against clusters with authentication on and
+off). On several machines:
 
 ```bash
 ray get-auth-token --generate           # once: writes ~/.ray/auth_token; copy it to every node (owner-only)

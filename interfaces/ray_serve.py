@@ -131,8 +131,10 @@ def run(host: str = "127.0.0.1", port: int = 8000, replicas: str | int = 2, thre
 
     address = address or os.environ.get("RAY_ADDRESS")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
-    if not address:
-        private_cluster_environment(os.environ)  # before Ray is imported: it reads these once
+    if address:
+        joining_environment(os.environ)  # before Ray is imported: it reads these once
+    else:
+        private_cluster_environment(os.environ)
     ray, serve = _ray()
 
     def stop(*_: Any) -> None:
@@ -173,9 +175,22 @@ def private_cluster_environment(env: Any) -> None:
     import secrets
 
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    if env.get("RAY_AUTH_MODE", "token") == "token" and not (env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")):
+    if env.get("RAY_AUTH_MODE", "token") == "token":
         env["RAY_AUTH_MODE"] = "token"
-        env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        if not (env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")):
+            env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
+def joining_environment(env: Any) -> None:
+    """Send the user's Ray token when joining a cluster, by the rule `ray start` follows: with ``RAY_AUTH_MODE`` unset
+    and a token at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), token mode. `ray start`
+    turns authentication on when it finds that token, but Ray 2.60 does not for a driver that joins, so the driver
+    was refused (``InvalidAuthToken``). ``RAY_AUTH_MODE`` set by the user is left as it is."""
+    from pathlib import Path
+
+    if "RAY_AUTH_MODE" not in env and (env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")
+                                       or (Path.home() / ".ray" / "auth_token").is_file()):
+        env["RAY_AUTH_MODE"] = "token"
 
 
 def init_options(address: str | None) -> dict[str, Any]:

@@ -223,3 +223,28 @@ def test_a_bad_replica_range_is_refused_before_ray_starts():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "1 ≤ min ≤ max" in done.stderr + done.stdout
     assert not set(ray_pids()) - before
+
+
+def test_joining_sends_the_users_token_by_ray_starts_rule(tmp_path, monkeypatch):
+    """`ray start` turns token authentication on when it finds ~/.ray/auth_token; a driver that joins must then send
+    it (Ray 2.60 does not on its own: InvalidAuthToken). An explicit RAY_AUTH_MODE is the user's choice."""
+    from interfaces.ray_serve import joining_environment, private_cluster_environment
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    env: dict[str, str] = {}
+    joining_environment(env)
+    assert env == {}  # no token anywhere: nothing to send
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("t" * 64)
+    joining_environment(env)
+    assert env == {"RAY_AUTH_MODE": "token"}
+    chosen = {"RAY_AUTH_MODE": "disabled"}
+    joining_environment(chosen)
+    assert chosen == {"RAY_AUTH_MODE": "disabled"}
+    private = {"RAY_AUTH_TOKEN": "mine"}
+    private_cluster_environment(private)
+    assert private == {"RAY_AUTH_TOKEN": "mine", "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    fresh: dict[str, str] = {}
+    private_cluster_environment(fresh)
+    assert fresh["RAY_AUTH_MODE"] == "token" and len(fresh["RAY_AUTH_TOKEN"]) == 64  # one-time, never ~/.ray
+    assert not (tmp_path / ".ray" / "auth_token").read_text() == fresh["RAY_AUTH_TOKEN"]
