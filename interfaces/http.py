@@ -1,9 +1,12 @@
-"""moodtune's HTTP API (FastAPI): ``moodtune serve``, or ``uvicorn --factory interfaces.http:create_app``.
+"""moodtune's HTTP API (FastAPI): ``moodtune serve``, or ``uvicorn --factory interfaces.http:serving_app``.
 
 Requests are stateless: the session (likes, skips) and the user's calibration (corrections) travel in each request
-and response, so any worker or replica can answer any call. A bad image or audio is that signal's status inside a 200 mood; 422 is for a malformed request,
-413 for a body over the limit, 503 (with ``Retry-After``) when this process's queue is full. Off loopback, set
-``MOODTUNE_API_KEY`` and send ``Authorization: Bearer <key>``. TLS belongs to a reverse proxy in front.
+and response, so any worker or replica can answer any call. A bad image or audio is that signal's status inside a 200
+mood; 422 is for a malformed or out-of-bounds request (pydantic models with bounds: finite numbers, known signals,
+emotions and features, sizes), 413 for a body over the limit (counted as it arrives), 408 for a body that does not
+arrive in time, 503 (with ``Retry-After``) when this process's queue is full or, at ``/healthz``, while the models
+load. Catalogs are named, never given as paths. Off loopback, set ``MOODTUNE_API_KEY`` and send
+``Authorization: Bearer <key>``. TLS belongs to a reverse proxy in front.
 """
 
 from __future__ import annotations
