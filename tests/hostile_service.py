@@ -222,7 +222,10 @@ def cli_cases(tmp: Path) -> list[tuple[str, Callable[[], tuple[str, str, Any]]]]
     profile = tmp / "profile.json"
     existing = tmp / "existing.csv"
     existing.write_text("the user's own file")
-    csv = Path(__file__).resolve().parents[1] / "recommend" / "data" / "spotify_songs_sample.csv"
+    from recommend import load_catalog
+
+    csv = tmp / "small.csv"  # a catalog to import: 50 tracks of the embedded one
+    load_catalog(None).frame.head(50).to_csv(csv, index=False)
     taken = socket.socket()  # kept open by the case below until it has run
     taken.bind(("127.0.0.1", 0))
     taken.listen()
