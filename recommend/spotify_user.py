@@ -90,24 +90,14 @@ class SpotifyUser(SpotifyClient):
     def available(self) -> bool:
         return bool(os.environ.get("SPOTIPY_CLIENT_ID"))
 
-    def _client(self) -> Any:
-        if not self.available:
-            raise SpotifyUnavailable("no Spotify app (set SPOTIPY_CLIENT_ID to your app's client id)")
-        if self._sp is None:
-            import requests
-            import spotipy
-            from spotipy.oauth2 import SpotifyPKCE
+    missing = "no Spotify app (set SPOTIPY_CLIENT_ID to your app's client id)"
 
-            auth = SpotifyPKCE(client_id=os.environ["SPOTIPY_CLIENT_ID"], redirect_uri=redirect_uri(), scope=SCOPE,
-                               cache_handler=self.cache, open_browser=self.open_browser,
-                               requests_timeout=self.timeout)
-            if self.token_url:
-                auth.OAUTH_TOKEN_URL = self.token_url
-            sp = spotipy.Spotify(auth_manager=auth, requests_session=requests.Session(), requests_timeout=self.timeout)
-            if self.prefix:
-                sp.prefix = self.prefix
-            self._sp = sp
-        return self._sp
+    def _auth(self) -> Any:
+        """The user's sign-in (PKCE: no client secret), its token in :class:`TokenFile`."""
+        from spotipy.oauth2 import SpotifyPKCE
+
+        return SpotifyPKCE(client_id=os.environ["SPOTIPY_CLIENT_ID"], redirect_uri=redirect_uri(), scope=SCOPE,
+                           cache_handler=self.cache, open_browser=self.open_browser, requests_timeout=self.timeout)
 
     def _call(self, what: str, fn: Callable[[Any], Any]) -> Any:
         try:
