@@ -138,6 +138,7 @@ def analyze(
         raise typer.BadParameter("--feel needs --profile FILE: the file where what you teach moodtune is kept")
     if text is None and image is None and audio is None:
         raise typer.BadParameter("give at least one of --text, --image, --audio")
+    check_keep(export, force, save_playlist)
     from interfaces.journal import Journal
     from multimodal.errors import MoodtuneError
 
@@ -193,8 +194,7 @@ def analyze(
     if hidden and not as_json:
         console.print(f"{hidden:,} tracks of the catalog have explicit words in their title or artist and are hidden "
                       "(--explicit lists them)")
-    kept = not (tracks and (export or save_playlist)) or keep_list(tracks, export, force, save_playlist, mood,
-                                                                    quiet=as_json)
+    kept = not (export or save_playlist) or keep_list(tracks, export, force, save_playlist, mood, quiet=as_json)
     if journal_problem is not None:
         err.print(f"[yellow]warning: not written to the journal:[/yellow] {journal_problem}", soft_wrap=True)
     if saved_problem is not None:
@@ -205,6 +205,31 @@ def analyze(
         raise typer.Exit(1)
 
 
+def check_keep(export: Path | None, force: bool, playlist: str | None) -> None:
+    """Refuse --export and --save-playlist that cannot work before any model loads."""
+    from multimodal.errors import MoodtuneError
+    from recommend.playlists import check_target
+    from recommend.spotify_user import SpotifyUser
+
+    if export is not None:
+        try:
+            check_target(export, force)
+        except MoodtuneError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--export") from None
+    if playlist is not None:
+        user = SpotifyUser()
+        try:
+            if not user.available:
+                raise typer.BadParameter("needs SPOTIPY_CLIENT_ID (your Spotify app's client id)")
+            if not user.signed_in():
+                raise typer.BadParameter("not signed in: run 'moodtune spotify login' once first")
+        except MoodtuneError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--save-playlist") from None
+        except typer.BadParameter as exc:
+            exc.param_hint = "--save-playlist"
+            raise
+
+
 def keep_list(tracks, export: Path | None, force: bool, playlist: str | None, mood, quiet: bool = False) -> bool:
     """Write the list to a file and/or save it to Spotify; one line each for what happened. False if one failed
     (the list itself was printed already, so nothing is lost)."""
@@ -212,8 +237,11 @@ def keep_list(tracks, export: Path | None, force: bool, playlist: str | None, mo
     from recommend.playlists import export_playlist
     from recommend.spotify_user import SpotifyUser
 
-    ok = True
     say = err.print if quiet else console.print
+    if not tracks:
+        err.print("[red]no tracks to keep:[/red] nothing was exported or saved")
+        return False
+    ok = True
     if export is not None:
         try:
             say(f"list written to {export_playlist(tracks, export, force=force)}")
@@ -244,7 +272,7 @@ def spotify_login() -> None:
     from recommend.spotify_user import SpotifyUser, token_path
 
     try:
-        SpotifyUser().login()
+        SpotifyUser().login(say=console.print)
     except MoodtuneError as exc:
         err.print(f"[red]not signed in:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -286,7 +314,8 @@ def catalog_info(catalog: Optional[str] = typer.Argument(None, help="CSV path or
     cat = _load_catalog(catalog)
     console.print(f"{cat!r}: {cat.report}")
     console.print(cat.frame[["valence", "energy", "danceability", "tempo", "acousticness"]].describe().round(3).to_string())
-    console.print("genres: " + ", ".join(f"{g} ({c})" for g, c in cat.frame["genre"].value_counts().head(12).items()))
+    console.print("genres: " + ", ".join(f"{g or 'no genre'} ({c:,})"
+                                         for g, c in cat.frame["genre"].value_counts().head(12).items()))
 
 
 @library_app.command("scan")

@@ -62,9 +62,10 @@ def not_own_file(path: Path) -> str | None:
     return None
 
 
-def write_user_file(path: str | Path, data: str | bytes, force: bool, error: type[Exception]) -> Path:
-    """Write a file the user asked for (an export) whole: never over an existing file without ``force``, never
-    through a link, a device or another user's file, a new one created exclusively. Problems raise ``error``."""
+def check_user_file(path: str | Path, force: bool, error: type[Exception]) -> Path:
+    """``path`` as a file the user asked for may be written (before any work): its folder exists, and nothing is in
+    the way unless ``force``, and then only a regular file of the user's own (never a link, a device, another user's
+    file). Problems raise ``error``."""
     path = Path(path).expanduser()
     if not path.parent.is_dir():
         raise error(f"cannot write {path}: the folder {path.parent} does not exist")
@@ -73,6 +74,13 @@ def write_user_file(path: str | Path, data: str | bytes, force: bool, error: typ
         raise error(f"{path} is not a regular file of your own ({why.removeprefix('is ')}); choose another name")
     if path.exists() and not force:
         raise error(f"{path} exists already; pass --force to replace it")
+    return path
+
+
+def write_user_file(path: str | Path, data: str | bytes, force: bool, error: type[Exception]) -> Path:
+    """Write a file the user asked for (an export) whole, as :func:`check_user_file` allows; a new one is created
+    exclusively (one that appears meanwhile is not overwritten). Problems raise ``error``."""
+    path = check_user_file(path, force, error)
     try:
         write_atomic(path, data, exclusive=not force)
     except FileExistsError:

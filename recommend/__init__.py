@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .catalog import EMBEDDED, FEATURES, USER_CATALOG_DIR, Catalog, CatalogError, Track, load_catalog, user_catalogs
 from .perceived import PERCEIVED, MoodMap
 from .playlists import PlaylistError, export_playlist, to_csv, to_m3u
@@ -15,7 +17,10 @@ def recommend_tracks(valence: float, arousal: float, catalog: Catalog | None = N
                      max_per_artist: int = 2, mood_map: MoodMap = PERCEIVED, allow_explicit: bool = False) -> list[Track]:
     """Rank ``catalog`` (default: the embedded one) for a mood given as valence and arousal (−1..1); tracks with
     explicit words in their title or artist are left out unless ``allow_explicit``."""
+    if not (np.isfinite(valence) and np.isfinite(arousal)):
+        raise ValueError("valence and arousal must be finite numbers")
     catalog = catalog if catalog is not None else Catalog.default()
+    n = max(0, min(int(n), len(catalog)))  # the path is made for the list, never for more than the catalog holds
     targets = target_path(valence, arousal, n, strategy)
     exclude: set[str] = set()
     if session is not None:  # read, never changed: feedback makes a new session (Session.like/skip)

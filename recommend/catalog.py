@@ -121,6 +121,8 @@ class Catalog:
         self.name = name
         self.report = report or ImportReport(rows=len(frame), kept=len(frame))
         self.matrix = self.frame[list(FEATURES)].to_numpy(dtype=np.float64)
+        if not np.isfinite(self.matrix).all():  # one NaN would spread through every track's place in the plane
+            raise CatalogError("catalog features must be finite numbers (Catalog.from_frame skips rows that are not)")
         self.artists = self.frame["artist"].to_numpy(dtype=object)
         self.genres = self.frame["genre"].to_numpy(dtype=object)
         self._planes: dict[Any, tuple[np.ndarray, Any]] = {}
@@ -130,6 +132,8 @@ class Catalog:
     def plane(self, mood_map: Any) -> tuple[np.ndarray, Any]:
         """Every track's perceived (valence, arousal) under ``mood_map`` and the scale used, computed once."""
         if mood_map not in self._planes:
+            if len(self._planes) >= 4:  # a few maps at a time (a study tries several); never one per call
+                self._planes.clear()
             self._planes[mood_map] = mood_map.place(self.matrix)
         return self._planes[mood_map]
 
@@ -225,6 +229,8 @@ class Catalog:
                 frame[feat] = pd.to_numeric(raw[cols[feat]], errors="coerce")
         if "decade" in cols:
             frame["decade"] = pd.to_numeric(raw[cols["decade"]], errors="coerce")
+        if "explicit" in cols:  # kept by ``save_user_catalog``: the title scan runs once per import
+            frame["explicit"] = pd.to_numeric(raw[cols["explicit"]], errors="coerce").fillna(0).astype(int)
         if "estimated" in cols:
             frame["estimated"] = raw[cols["estimated"]].astype(bool)
         absent = [k for k in REQUIRED if k not in frame] + [f for f in FEATURES if f not in frame]
@@ -235,7 +241,7 @@ class Catalog:
         report = ImportReport(rows=len(frame))
         if "genre" not in frame:
             frame["genre"] = "unknown"
-        frame["genre"] = frame["genre"].fillna("unknown").astype(str).str.strip()
+        frame["genre"] = frame["genre"].astype(object).fillna("unknown").astype(str).str.strip()
         frame["artist"] = frame["artist"].map(_first_artist)
         frame["name"] = frame["name"].astype(str).str.strip()
         frame["id"] = frame["id"].astype(str).str.strip().str.replace("spotify:track:", "", regex=False)
@@ -277,7 +283,7 @@ def save_user_catalog(catalog: Catalog, name: str, force: bool = False) -> Path:
         raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force to replace it")
     try:
         USER_CATALOG_DIR.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, catalog.frame.to_csv(index=False))
+        write_atomic(target, catalog.frame.assign(explicit=catalog.explicit.astype(int)).to_csv(index=False))
     except OSError as exc:  # MOODTUNE_HOME is a file, read-only, full...
         raise CatalogError(f"cannot keep the catalog in {USER_CATALOG_DIR} ({exc.strerror}); check that "
                            "MOODTUNE_HOME is a folder you can write to") from exc

@@ -26,7 +26,7 @@ NOT_EXPLICIT = frozenset({
     # Spanish and Portuguese words ("negro": black)
     "negro", "quim",
 })
-_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+_TOKEN = re.compile(r"[^\W_]+(?:[*'][^\W_]*)*|\*+[^\W_]+(?:\*[^\W_]*)*")
 
 
 @lru_cache(maxsize=1)
@@ -37,11 +37,19 @@ def word_list() -> tuple[frozenset[str], tuple[str, ...]]:
     return frozenset(e for e in entries if " " not in e), tuple(sorted(e for e in entries if " " in e))
 
 
+@lru_cache(maxsize=4096)
+def _starred(token: str) -> str | None:
+    """The listed word a censored spelling stands for ("n*gga", "f**k": each ``*`` one letter), if any."""
+    pattern = re.compile(re.escape(token).replace(r"\*", "[a-z]"))
+    return next((w for w in sorted(word_list()[0]) if len(w) == len(token) and pattern.fullmatch(w)), None)
+
+
 def explicit_words(text: str) -> list[str]:
-    """The listed words and phrases ``text`` contains, in order of appearance (empty: clean)."""
+    """The listed words and phrases ``text`` contains, in order of appearance (empty: clean). A ``*`` inside a word
+    stands for a letter, as titles censor themselves ("F*ck", "N**gas")."""
     words, phrases = word_list()
-    tokens = _TOKEN.findall(str(text).casefold())
-    found = [t for t in tokens if t in words]
+    tokens = [t.strip("'") for t in _TOKEN.findall(str(text).casefold())]
+    found = [w for t in tokens for w in [t if t in words else _starred(t) if "*" in t else None] if w]
     joined = f" {' '.join(tokens)} "
     return found + [p for p in phrases if f" {p} " in joined]
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from multimodal.errors import MoodtuneError
-from multimodal.files import write_user_file
+from multimodal.files import check_user_file, write_user_file
 
 from .catalog import FEATURES, Track
 
 PlaylistFormat = Literal["m3u", "csv"]
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # every character some reader takes as a line end
 
 
 class PlaylistError(MoodtuneError, ValueError):
@@ -36,12 +36,15 @@ def location(track: Track) -> str | None:
 
 
 def to_m3u(tracks: Iterable[Track]) -> str:
-    """An extended M3U playlist (UTF-8): ``#EXTINF`` with artist and title, then where to find each track."""
+    """An extended M3U playlist (UTF-8): ``#EXTINF`` with artist and title, then where to find each track.
+    Tracks with neither a file nor a Spotify link are left out; :class:`PlaylistError` if that is all of them."""
     lines = ["#EXTM3U"]
     for t in tracks:
         where = location(t)
         if where:
             lines += [f"#EXTINF:-1,{_line(t.artist)} - {_line(t.name)}", where]
+    if len(lines) == 1:
+        raise PlaylistError("none of these tracks has a file or a Spotify link to play it from; write a .csv instead")
     return "\n".join(lines) + "\n"
 
 
@@ -73,9 +76,21 @@ def format_of(path: Path) -> PlaylistFormat:
     raise PlaylistError(f"{path.name}: name the file .m3u, .m3u8 or .csv to say which playlist to write")
 
 
+def check_target(path: str | Path, force: bool = False) -> Path:
+    """The path a playlist may be written to, checked before any work: a known ending, an existing folder, and no
+    file in the way unless ``force`` (and never a link, a folder or a device)."""
+    path = Path(path).expanduser()
+    if not path.name:
+        raise PlaylistError("name the file to write, for example mood.m3u or mood.csv")
+    format_of(path)
+    return check_user_file(path, force, PlaylistError)
+
+
 def export_playlist(tracks: list[Track], path: str | Path, *, force: bool = False) -> Path:
     """Write ``tracks`` to ``path`` as M3U or CSV (by its ending), whole or not at all; an existing file is
-    replaced only with ``force``, and only when it is a regular file."""
-    path = Path(path).expanduser()
+    replaced only with ``force``, and only when it is a regular file of the user's own."""
+    path = check_target(path, force)
+    if not tracks:
+        raise PlaylistError("there is no track to write")
     text = to_m3u(tracks) if format_of(path) == "m3u" else to_csv(tracks)
     return write_user_file(path, text, force, PlaylistError)

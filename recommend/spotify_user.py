@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from spotipy.cache_handler import CacheHandler
 
 from multimodal.files import moodtune_home, write_atomic
 
@@ -24,6 +28,7 @@ from .spotify import SpotifyClient, SpotifyUnavailable
 SCOPE = "playlist-modify-private"
 TOKEN_FILE = "spotify_token.json"
 MAX_ITEMS_PER_CALL = 100  # Spotify's limit for adding items to a playlist
+SIGN_IN_SECONDS = 180.0
 
 
 def token_path() -> Path:
@@ -37,8 +42,8 @@ def redirect_uri() -> str:
     return f"http://127.0.0.1:{int(port)}/callback"
 
 
-class TokenFile:
-    """spotipy's cache handler interface over moodtune's own folder: owner-only, atomic, unreadable = no token."""
+class TokenFile(CacheHandler):
+    """spotipy's cache handler over moodtune's own folder: owner-only, atomic, unreadable = no token."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or token_path()
@@ -85,34 +90,67 @@ class SpotifyUser(SpotifyClient):
     def available(self) -> bool:
         return bool(os.environ.get("SPOTIPY_CLIENT_ID"))
 
-    def _client(self) -> Any:
-        if not self.available:
-            raise SpotifyUnavailable("no Spotify app (set SPOTIPY_CLIENT_ID to your app's client id)")
-        if self._sp is None:
-            import requests
-            import spotipy
-            from spotipy.oauth2 import SpotifyPKCE
+    missing = "no Spotify app (set SPOTIPY_CLIENT_ID to your app's client id)"
 
-            auth = SpotifyPKCE(client_id=os.environ["SPOTIPY_CLIENT_ID"], redirect_uri=redirect_uri(), scope=SCOPE,
-                               cache_handler=self.cache, open_browser=self.open_browser,
-                               requests_timeout=self.timeout)
-            if self.token_url:
-                auth.OAUTH_TOKEN_URL = self.token_url
-            sp = spotipy.Spotify(auth_manager=auth, requests_session=requests.Session(), requests_timeout=self.timeout)
-            if self.prefix:
-                sp.prefix = self.prefix
-            self._sp = sp
-        return self._sp
+    def _auth(self) -> Any:
+        """The user's sign-in (PKCE: no client secret), its token in :class:`TokenFile`."""
+        from spotipy.oauth2 import SpotifyPKCE
 
-    def login(self) -> None:
-        """Sign in (a browser tab asks the user once); the token is cached for the next time."""
-        self._call("sign-in", lambda sp: sp.auth_manager.get_access_token())
+        return SpotifyPKCE(client_id=os.environ["SPOTIPY_CLIENT_ID"], redirect_uri=redirect_uri(), scope=SCOPE,
+                           cache_handler=self.cache, open_browser=self.open_browser, requests_timeout=self.timeout)
+
+    def _call(self, what: str, fn: Callable[[Any], Any]) -> Any:
+        try:
+            return super()._call(what, fn)
+        except (OSError, EOFError) as exc:  # a local file or socket, or a prompt with no one to answer it
+            raise SpotifyUnavailable(f"{what}: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+
+    def signed_in(self) -> bool:
+        """True when a token for the playlist scope is kept (it may need a refresh, which needs no browser)."""
+        auth = self._client().auth_manager
+        return auth.validate_token(self.cache.get_cached_token()) is not None
+
+    def login(self, timeout: float = SIGN_IN_SECONDS, say: Callable[[str], Any] = print) -> None:
+        """Sign in once: print the address (and open it in a browser where there is one), wait up to ``timeout``
+        seconds for Spotify to send the browser back to 127.0.0.1, and keep the token."""
+        import webbrowser
+
+        from spotipy.oauth2 import start_local_http_server
+
+        auth = self._client().auth_manager
+        url, port = auth.get_authorize_url(), urlparse(redirect_uri()).port
+        try:
+            server = start_local_http_server(port)
+        except OSError as exc:
+            raise SpotifyUnavailable(f"sign-in: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); set "
+                                     "MOODTUNE_SPOTIFY_PORT to a free port registered for your app") from None
+        say(f"Open this address to sign in to Spotify (waiting {timeout:.0f} s): {url}")
+        if self.open_browser:
+            try:
+                webbrowser.open(url)
+            except webbrowser.Error:
+                pass  # the address is printed above
+        deadline = time.monotonic() + timeout
+        try:
+            while server.auth_code is None and server.error is None and time.monotonic() < deadline:
+                server.timeout = max(0.1, min(1.0, deadline - time.monotonic()))
+                server.handle_request()  # returns after server.timeout when nobody calls
+        finally:
+            server.server_close()
+        if server.error is not None:
+            raise SpotifyUnavailable(f"sign-in: Spotify answered {server.error}")
+        if server.auth_code is None:
+            raise SpotifyUnavailable(f"sign-in: the browser did not come back within {timeout:.0f} s")
+        code = server.auth_code
+        self._call("sign-in", lambda sp: sp.auth_manager.get_access_token(code=code, check_cache=False))
 
     def save_playlist(self, name: str, tracks: list[Track], description: str = "") -> SavedPlaylist:
         """A new private playlist ``name`` in the user's account with ``tracks`` in order (Spotify tracks only)."""
         uris = [f"spotify:track:{t.id}" for t in tracks if t.spotify_url]
         if not uris:
             raise SpotifyUnavailable("none of these tracks is on Spotify (local files have no Spotify id)")
+        if not self.signed_in():  # never start a browser sign-in in the middle of a command
+            raise SpotifyUnavailable("not signed in to Spotify: run 'moodtune spotify login' once first")
         name = " ".join(str(name).split())[:100] or "moodtune"
         made = self._call("create playlist", lambda sp: sp.current_user_playlist_create(
             name, public=False, description=description[:300]))

@@ -33,6 +33,13 @@ def test_csv_keeps_the_order_and_never_starts_a_cell_like_a_formula():
     assert rows[1][1].startswith("'=") and rows[2][2] == "'@evil"
 
 
+def test_an_m3u_without_any_playable_track_is_refused(tmp_path):
+    with pytest.raises(PlaylistError, match="write a .csv instead"):
+        export_playlist([_track(1, id="no-link")], tmp_path / "x.m3u")
+    assert not (tmp_path / "x.m3u").exists()
+    assert "\u2028" not in to_m3u([_track(1, name="a\u2028#EXTINF:-1,fake\x85b")])
+
+
 def test_export_writes_whole_files_and_never_overwrites_without_force(tmp_path):
     tracks = [_track(1), _track(2)]
     path = export_playlist(tracks, tmp_path / "list.m3u")
@@ -55,6 +62,8 @@ def test_export_writes_whole_files_and_never_overwrites_without_force(tmp_path):
 
 def test_explicit_words_come_from_the_package_list_as_whole_words():
     assert explicit_words("Crazy Bitch") == ["bitch"]
+    assert explicit_words("B*tch Better Have My Money") == ["bitch"] and explicit_words("Hot N*gga") == ["nigga"]
+    assert explicit_words("I'm *NSYNC") == [] and explicit_words("Rock'n'roll") == []
     assert explicit_words("Young Niggas") == ["niggas"]
     assert explicit_words("Jack Off Jill") == ["jack off"]
     # whole words only, and everyday words the list also holds are let through
@@ -93,4 +102,7 @@ def test_the_cli_writes_the_list_it_shows_and_says_what_it_hid(tmp_path):
     said = " ".join(result.output.split())  # rich wraps lines at the terminal's width
     assert "are hidden" in said and "list written to" in said
     again = CliRunner().invoke(app, ["analyze", "--text", "a slow, quiet evening", "--n", "5", "--export", str(out)])
-    assert again.exit_code == 2 and "--force" in again.output and "Recommendations" in again.output
+    # refused before any model loads, in one message
+    assert again.exit_code == 2 and "--force" in " ".join(again.output.split()) and "Mood:" not in again.output
+    none = CliRunner().invoke(app, ["analyze", "--text", "a slow evening", "--n", "0", "--export", str(tmp_path / "z.csv")])
+    assert none.exit_code == 2 and "nothing was exported" in none.output and not (tmp_path / "z.csv").exists()

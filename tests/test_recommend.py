@@ -183,3 +183,26 @@ def test_the_music_carries_the_asked_mood_on_artists_held_out(data_dir):
     hv, ha = result["corners"]["tense (-0.8, +0.8)"]
     assert hv < 0 < ha
     assert result["uplift_rise"] > 0.2
+
+
+def test_hostile_numbers_are_refused_or_bounded_before_any_work(catalog):
+    with pytest.raises(ValueError, match="finite"):
+        recommend_tracks(float("nan"), 0.0, catalog)
+    small = _toy([(0.5, 0.5, 0.5, 0.5)] * 3)
+    assert len(recommend_tracks(0, 0, small, n=10**9, max_per_artist=5)) == 3  # no 10**9-long path is built
+    assert len(recommend_tracks(0, 0, small, n=2.7)) == 2
+    frame = small.frame.copy()
+    frame.loc[1, "energy"] = float("inf")
+    with pytest.raises(CatalogError, match="finite"):
+        Catalog(frame)
+    assert len(Catalog.from_frame(frame)) == 2  # an import skips the row and counts it
+
+
+def test_an_imported_catalog_keeps_its_explicit_column(tmp_path, monkeypatch):
+    import recommend.catalog as rc
+
+    monkeypatch.setattr(rc, "USER_CATALOG_DIR", tmp_path)
+    frame = _toy([(0.5, 0.5, 0.5, 0.5)] * 2).frame.assign(name=["Fuck You", "Yesterday"])
+    path = rc.save_user_catalog(Catalog.from_frame(frame), "mine")
+    again = Catalog.from_csv(path)
+    assert "explicit" in again.frame and again.explicit.tolist() == [True, False]

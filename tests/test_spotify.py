@@ -233,3 +233,44 @@ def test_the_user_token_lives_owner_only_in_moodtunes_folder_and_logout_removes_
         redirect_uri()
     monkeypatch.setenv("MOODTUNE_SPOTIFY_PORT", "9090")
     assert redirect_uri() == "http://127.0.0.1:9090/callback"
+
+
+def test_a_user_who_never_signed_in_is_told_to_sign_in_not_sent_to_a_browser(fake, catalog_tracks, tmp_path, monkeypatch):
+    from recommend.spotify_user import SpotifyUser
+
+    monkeypatch.setenv("MOODTUNE_HOME", str(tmp_path))
+    user = SpotifyUser(open_browser=False, prefix=fake.prefix, token_url=fake.token_url, timeout=1.0)
+    assert not user.signed_in()  # the default token file, empty
+    with pytest.raises(SpotifyUnavailable, match="moodtune spotify login"):
+        user.save_playlist("x", catalog_tracks)
+    assert FakeSpotify.playlists == []
+
+
+def test_sign_in_reports_a_refusal_and_gives_up_after_its_time(monkeypatch, tmp_path):
+    import threading
+    import urllib.request
+
+    from recommend.spotify_user import SpotifyUser
+
+    from .conftest import free_port
+
+    port = free_port()
+    monkeypatch.setenv("MOODTUNE_HOME", str(tmp_path))
+    monkeypatch.setenv("SPOTIPY_CLIENT_ID", "client-id")
+    monkeypatch.setenv("MOODTUNE_SPOTIFY_PORT", str(port))
+    said = []
+    with pytest.raises(SpotifyUnavailable, match="did not come back within 1 s"):
+        SpotifyUser(open_browser=False).login(timeout=1.0, say=said.append)
+    assert said and "accounts.spotify.com" in said[0] and "code_challenge" in said[0]
+
+    def refuse():
+        for _ in range(50):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/callback?error=access_denied", timeout=1)
+                return
+            except OSError:
+                threading.Event().wait(0.05)
+
+    threading.Thread(target=refuse, daemon=True).start()
+    with pytest.raises(SpotifyUnavailable, match="access_denied"):
+        SpotifyUser(open_browser=False).login(timeout=5.0, say=said.append)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from multimodal.labels import VALENCE_AROUSAL
 from recommend import Catalog, recommend_tracks
 from recommend.perceived import PERCEIVED, MoodMap
 
@@ -77,8 +78,17 @@ def label(m: MoodMap) -> str:
     return f"{m.name} {m.reach:g}/{m.width:g}"
 
 
+NEEDED = ("track_id", "track_name", "track_artist", "human_valence", "human_arousal", "valence", "energy",
+          "danceability", "tempo", "acousticness", "mode")
+
+
 def load_dev(data: Path) -> pd.DataFrame:
+    """The listener-rated songs; ValueError in words if the file is not the one this study reads."""
     frame = pd.read_csv(data / "music" / "music_mood_dev.csv").drop_duplicates("track_id").reset_index(drop=True)
+    missing = [c for c in NEEDED if c not in frame.columns]
+    if missing or frame["track_artist"].nunique() < 5 * FOLDS:
+        raise ValueError(f"{data / 'music' / 'music_mood_dev.csv'} is not the listener-rated file this study reads "
+                         f"({'lacks ' + ', '.join(missing) if missing else 'too few artists for the folds'})")
     return frame.assign(genre="")  # the dev file has no genre: none is shared
 
 
@@ -102,6 +112,8 @@ def score(pool: pd.DataFrame, mood_map: MoodMap) -> dict[str, Any]:
     rows = [(v, a, *delivered(v, a).mean().to_numpy()) for v in GRID for a in GRID]
     grid = pd.DataFrame(rows, columns=["v", "a", "hv", "ha"])
     path = delivered(*UPLIFT_FROM, strategy="uplift")["human_valence"].to_numpy()
+    anchors = {e: [round(float(x), 3) for x in delivered(v, a).mean().to_numpy()]
+               for e, (v, a) in VALENCE_AROUSAL.items()}
     corners = {name: [round(float(x), 3) for x in grid[(grid.v == v) & (grid.a == a)][["hv", "ha"]].iloc[0]]
                for name, (v, a) in {"tense (-0.8, +0.8)": (-0.8, 0.8), "happy (+0.8, +0.8)": (0.8, 0.8),
                                     "sad (-0.8, -0.8)": (-0.8, -0.8), "calm (+0.8, -0.8)": (0.8, -0.8)}.items()}
@@ -110,7 +122,7 @@ def score(pool: pd.DataFrame, mood_map: MoodMap) -> dict[str, Any]:
         "r_valence": float(grid.v.corr(grid.hv)), "r_arousal": float(grid.a.corr(grid.ha)),
         "leak_valence_to_arousal": float(grid.v.corr(grid.ha)), "leak_arousal_to_valence": float(grid.a.corr(grid.hv)),
         "slope_valence": float(np.polyfit(grid.v, grid.hv, 1)[0]), "slope_arousal": float(np.polyfit(grid.a, grid.ha, 1)[0]),
-        "corners": corners, "uplift_rise": float(path[-5:].mean() - path[:5].mean()),
+        "corners": corners, "anchors": anchors, "uplift_rise": float(path[-5:].mean() - path[:5].mean()),
     }
 
 
@@ -123,8 +135,9 @@ def objective(result: dict[str, Any]) -> float:
 def mean_of(results: list[dict[str, Any]]) -> dict[str, Any]:
     keys = [k for k, v in results[0].items() if isinstance(v, float)]
     out: dict[str, Any] = {k: round(float(np.mean([r[k] for r in results])), 3) for k in keys}
-    out["corners"] = {c: [round(float(np.mean([r["corners"][c][i] for r in results])), 3) for i in (0, 1)]
-                      for c in results[0]["corners"]}
+    for part in ("corners", "anchors"):
+        out[part] = {c: [round(float(np.mean([r[part][c][i] for r in results])), 3) for i in (0, 1)]
+                     for c in results[0][part]}
     return out
 
 
@@ -164,10 +177,15 @@ def corner_counts(catalog: Catalog, reference: Catalog | None = None, cut: float
 
 
 def catalog_report(data: Path) -> dict[str, Any]:
-    """The corner counts of the old embedded catalog (the 2,980-track sample) and of the new default."""
-    old, new = Catalog.from_csv(data / "music" / "spotify_songs_sample.csv"), Catalog.default()
-    return {"old_tracks": len(old), "new_tracks": len(new), "old_own_scale": corner_counts(old),
-            "old_on_new_scale": corner_counts(old, new), "new": corner_counts(new)}
+    """The corner counts of the old embedded catalog (the 2,980-track sample, where the data folder has it) and of
+    the new default."""
+    new = Catalog.default()
+    report: dict[str, Any] = {"new_tracks": len(new), "new": corner_counts(new)}
+    sample = data / "music" / "spotify_songs_sample.csv"
+    if sample.exists():
+        old = Catalog.from_csv(sample)
+        report.update(old_tracks=len(old), old_own_scale=corner_counts(old), old_on_new_scale=corner_counts(old, new))
+    return report
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -181,12 +199,15 @@ def print_report(report: dict[str, Any]) -> None:
     print("corners (delivered human valence, arousal in SD), nested choice:")
     for corner, (hv, ha) in report["nested"]["corners"].items():
         print(f"  {corner:20s} {hv:+.2f} {ha:+.2f}")
+    print("the engine's emotion anchors (delivered human valence, arousal in SD), nested choice:")
+    for name, (hv, ha) in report["nested"]["anchors"].items():
+        print(f"  {name:20s} {hv:+.2f} {ha:+.2f}")
     cat = report["catalogs"]
-    print(f"tracks > 0.5 SD out on both axes, per corner: old {cat['old_tracks']:,}-track catalog (own scale / new "
-          f"catalog's scale) -> new {cat['new_tracks']:,}-track default")
+    print(f"tracks > 0.5 SD out on both axes, per corner of the new {cat['new_tracks']:,}-track default"
+          + (f" (the old {cat['old_tracks']:,}-track sample: own scale / new catalog's scale)" if "old_tracks" in cat else ""))
     for corner in cat["new"]:
-        print(f"  {corner:16s} {cat['old_own_scale'][corner]:6,} / {cat['old_on_new_scale'][corner]:6,} -> "
-              f"{cat['new'][corner]:6,}")
+        old = f"{cat['old_own_scale'][corner]:6,} / {cat['old_on_new_scale'][corner]:6,} -> " if "old_tracks" in cat else ""
+        print(f"  {corner:16s} {old}{cat['new'][corner]:6,}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -194,12 +215,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--write", type=Path, default=None, help="Also write the report as JSON here.")
     args = parser.parse_args(argv)
-    report = {**run(args.data), "catalogs": catalog_report(args.data)}
+    try:
+        report = {**run(args.data), "catalogs": catalog_report(args.data)}
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"music study: {exc}") from None
     print_report(report)
     if args.write:
         tmp = args.write.with_suffix(".tmp")
         tmp.write_text(json.dumps(report, indent=2) + "\n")
         tmp.replace(args.write)
+        print(f"written to {args.write.resolve()}")
     return report
 
 
