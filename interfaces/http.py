@@ -42,7 +42,8 @@ BODY_DEADLINE_S = 30.0  # a body not fully sent by then is dropped (408): slow c
 # model threads, so a full queue waits about 15 s; beyond it, 503 with Retry-After.
 MAX_QUEUE = 32
 MAX_TRACKS = 50
-FORM_FIELDS = frozenset({"text", "n", "strategy", "catalog", "faces", "session", "calibration", "image", "audio"})
+FORM_FIELDS = frozenset({"text", "n", "strategy", "catalog", "faces", "session", "calibration", "image", "audio",
+                         "explicit"})
 log = logging.getLogger("moodtune.http")
 
 Emotion = Literal["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -148,6 +149,7 @@ class AnalyzeJSON(Finite):
     catalog: Annotated[str, Field(max_length=64)] | None = Field(None, description="a name from /v1/catalogs")
     faces: Literal["largest", "all"] = "largest"
     calibration: CalibrationData | None = Field(None, description="the user's calibration from /v1/correct")
+    explicit: bool = Field(False, description="also list tracks whose title or artist has explicit words")
 
 
 class AnalyzeResponse(BaseModel):
@@ -162,6 +164,7 @@ class RecommendRequest(Finite):
     strategy: Literal["match", "uplift"] = "match"
     session: SessionData | None = None
     catalog: Annotated[str, Field(max_length=64)] | None = Field(None, description="a name from /v1/catalogs")
+    explicit: bool = Field(False, description="also list tracks whose title or artist has explicit words")
 
 
 class RecommendResponse(BaseModel):
@@ -360,13 +363,14 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
         profile = Profile(session, calibration_of(fields.calibration)) if fields.calibration else None
         n, strategy, catalog = fields.n, fields.strategy, catalog_of(fields.catalog)
         mood = eng.analyze(image=image, audio=audio, text=fields.text, faces=fields.faces, profile=profile)
-        tracks = eng.recommend(mood, n=n, strategy=strategy, session=session, catalog=catalog) if mood.ok else []
+        tracks = eng.recommend(mood, n=n, strategy=strategy, session=session, catalog=catalog,
+                               allow_explicit=fields.explicit) if mood.ok else []
         return {"mood": mood.to_dict(), "tracks": [_public(t) for t in tracks], "session": session.to_dict()}
 
     def recommend_for(body: RecommendRequest) -> dict[str, Any]:
         session = session_of(body.session)
         tracks = state["engine"].recommend(mood_of(body.mood), n=body.n, strategy=body.strategy, session=session,
-                                           catalog=catalog_of(body.catalog))
+                                           catalog=catalog_of(body.catalog), allow_explicit=body.explicit)
         return {"tracks": [_public(t) for t in tracks], "session": session.to_dict()}
 
     def corrected(body: CorrectRequest) -> dict[str, Any]:
@@ -390,6 +394,7 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
             fields = AnalyzeJSON.model_validate({
                 "text": text.get("text") or None, "n": text.get("n", 10), "strategy": text.get("strategy", "match"),
                 "catalog": text.get("catalog") or None, "faces": text.get("faces", "largest"),
+                "explicit": text.get("explicit", False),
                 "session": SessionData.model_validate_json(text["session"]) if text.get("session") else None,
                 "calibration": CalibrationData.model_validate_json(text["calibration"])
                 if text.get("calibration") else None})

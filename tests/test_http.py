@@ -59,6 +59,24 @@ def test_analyze_json_recommend_and_feedback_round_trip_the_session(client):
     assert all("extras" not in t for t in again.json()["tracks"])  # never a local file path
 
 
+def test_explicit_titles_are_hidden_unless_the_request_allows_them(client):
+    import numpy as np
+
+    from recommend import PERCEIVED, Catalog
+
+    catalog = Catalog.default()
+    hidden = set(catalog.frame["id"][catalog.explicit])
+    # a mood where an explicit track sits in the plane: it would be listed if allowed
+    plane, _ = catalog.plane(PERCEIVED)
+    v, a = (float(x) for x in np.clip(plane[int(np.flatnonzero(catalog.explicit)[0])] / PERCEIVED.reach, -1, 1))
+    mood = {**client.post("/v1/analyze", json={"text": "fine", "n": 1}).json()["mood"], "valence": v, "arousal": a}
+    ids = {e: {t["id"] for t in client.post("/v1/recommend", json={"mood": mood, "n": 50, "explicit": e}).json()["tracks"]}
+           for e in (False, True)}
+    assert len(ids[False]) == 50 and not ids[False] & hidden and ids[True] & hidden
+    form = client.post("/v1/analyze", data={"text": "fine", "n": "5", "explicit": "true"})
+    assert form.status_code == 200 and len(form.json()["tracks"]) == 5
+
+
 @pytest.mark.parametrize("request_kw,status", [
     ({"json": {"text": "hi", "strategy": "sideways"}}, 422),
     ({"json": {"text": "hi", "n": -1}}, 422),
