@@ -69,8 +69,9 @@ def _checked_signal(m: Any, probabilities: Any, weight: Any) -> tuple[str, tuple
         raise ValueError(f"unknown signal {str(m)[:40]!r}; expected one of {', '.join(SIGNALS)}")
     p = tuple(float(x) for x in list(probabilities)[:len(EMOTIONS) + 1])
     w = float(weight)
-    if len(p) != len(EMOTIONS) or not np.all(np.isfinite(p)) or min(p) < 0 or not np.isfinite(w) or w < 0:
-        raise ValueError(f"signal {m!r}: expected {len(EMOTIONS)} finite probabilities ≥ 0 and a weight ≥ 0")
+    if len(p) != len(EMOTIONS) or not np.all(np.isfinite(p)) or min(p) < 0 or max(p) > 1 + 1e-6 \
+            or not np.isfinite(w) or w < 0:
+        raise ValueError(f"signal {m!r}: expected {len(EMOTIONS)} probabilities from 0 to 1 and a finite weight ≥ 0")
     return str(m), (p, w)
 
 

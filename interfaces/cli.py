@@ -566,6 +566,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: 
     if ray:
         from interfaces.ray_serve import RayUnavailable, ReplicasError, run
 
+        _bound_socket(host, port).close()  # a taken port is one line now, not after Ray has started
         try:
             run(host=host, port=port, replicas=replicas, threads=threads, address=ray_address,
                 on_ready=lambda: print(f"moodtune serving on {_url(host, port)} (Ray Serve)", flush=True))
@@ -578,8 +579,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: 
     sock = _bound_socket(host, port)  # bind first: /healthz answers 503 "loading" while the models warm
     print(f"moodtune serving on {_url(host, *sock.getsockname()[1:2])} (loading models…)", flush=True)
     # limit_concurrency: beyond that many open connections uvicorn answers 503 instead of holding them
+    from interfaces.protocol import HeaderDeadlineProtocol
+
     config = uvicorn.Config("interfaces.http:serving_app", factory=True, workers=workers, log_level="warning",
-                            timeout_graceful_shutdown=10, limit_concurrency=MAX_CONNECTIONS)
+                            timeout_graceful_shutdown=10, limit_concurrency=MAX_CONNECTIONS, http=HeaderDeadlineProtocol)
     server = uvicorn.Server(config)
     if workers > 1:
         from uvicorn.supervisors import Multiprocess

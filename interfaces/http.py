@@ -37,6 +37,9 @@ from recommend.catalog import FEATURES
 from recommend.session import MAX_IDS
 
 MAX_BODY_BYTES = 30 * 1024 * 1024  # a 25 MB upload plus the form around it; counted as it arrives (chunked too)
+#: /v1/recommend, /v1/feedback, /v1/correct carry a mood, a session and a calibration (200 corrections: ~100 kB);
+#: a small limit keeps their JSON, which is parsed on the event loop, small.
+MAX_SMALL_BODY_BYTES = 1024 * 1024
 BODY_DEADLINE_S = 30.0  # a body not fully sent by then is dropped (408): slow clients cannot hold a connection
 # Requests waiting for the models in this process beyond those running: a mixed request takes 0.1-1 s of the 2
 # model threads, so a full queue waits about 15 s; beyond it, 503 with Retry-After.
@@ -432,11 +435,13 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
             raise HTTPException(422, f"malformed request: {str(exc)[:200]}") from exc
         return await run(analyze_and_rank, image, audio, fields)
 
-    @app.post("/v1/recommend", response_model=RecommendResponse, dependencies=[Depends(guard)])
+    @app.post("/v1/recommend", response_model=RecommendResponse, dependencies=[Depends(guard)],
+              max_body_size=MAX_SMALL_BODY_BYTES)
     async def recommend(body: RecommendRequest) -> dict[str, Any]:
         return await run(recommend_for, body)
 
-    @app.post("/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(guard)])
+    @app.post("/v1/feedback", response_model=FeedbackResponse, dependencies=[Depends(guard)],
+              max_body_size=MAX_SMALL_BODY_BYTES)
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
         session = session_of(body.session)
         track = Track.from_dict(body.track.model_dump())
@@ -445,7 +450,8 @@ def create_app(engine: Any = None, *, warm: bool | Literal["background"] = True,
         new = session.like(track, mood) if body.kind == "like" else session.skip(track, mood)
         return {"session": new.to_dict()}
 
-    @app.post("/v1/correct", response_model=CorrectResponse, dependencies=[Depends(guard)])
+    @app.post("/v1/correct", response_model=CorrectResponse, dependencies=[Depends(guard)],
+              max_body_size=MAX_SMALL_BODY_BYTES)
     async def correct(body: CorrectRequest) -> dict[str, Any]:
         """The user says the mood was really ``emotion``: their calibration with it learned (nothing is kept here;
         the fit runs on a worker thread)."""

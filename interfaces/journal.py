@@ -180,6 +180,8 @@ class Journal:
         words where it points."""
         self.close()
         why = not_own_file(self.path)
+        if not why and self.path.exists() and self.path.stat().st_nlink > 1:  # unlinking one name keeps the data
+            why = "has other names (hard links)"
         if why:
             raise JournalError(f"{self.path} {why}: nothing was deleted (moodtune deletes only the journal file it "
                                "made); remove it and what it points to yourself")
@@ -244,8 +246,13 @@ class Journal:
                     if since is not None:
                         query, args = query + " WHERE time >= ?", [since.astimezone(timezone.utc).isoformat()]
                     frame = pd.read_sql_query(query + " ORDER BY time, id", conn, params=args)
-            frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
-        except (sqlite3.Error, pd.errors.DatabaseError, ValueError) as exc:
+            frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601", errors="coerce")
+            # SQLite keeps any value in any column: a row edited by hand must not break the week's view
+            for col in ("valence", "arousal", "confidence"):
+                if col in frame:
+                    frame[col] = pd.to_numeric(frame[col], errors="coerce")
+            frame = frame[frame["time"].notna()]
+        except (sqlite3.Error, pd.errors.DatabaseError, ValueError, TypeError) as exc:
             raise JournalError(f"the journal {self.path} cannot be read ({str(exc)[:200]})") from exc
         frame["analysis_id"] = frame["analysis_id"].astype("Int64")  # None where the row is an analysis
         return frame

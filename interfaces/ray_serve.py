@@ -47,6 +47,9 @@ MAX_QUEUED = 64
 TARGET_ONGOING = 2
 
 
+MAX_REPLICAS = 1000
+
+
 def parse_replicas(spec: str | int) -> tuple[int, int]:
     """``"3"`` → (3, 3): a fixed count; ``"1-4"`` → (1, 4): autoscaled between the two."""
     low, dash, high = str(spec).strip().partition("-")
@@ -54,8 +57,8 @@ def parse_replicas(spec: str | int) -> tuple[int, int]:
         bounds = int(low), int(high if dash else low)
     except ValueError:
         raise ReplicasError(f"replicas: expected a count like 2 or a range like 1-4, not {spec!r}") from None
-    if not 1 <= bounds[0] <= bounds[1]:
-        raise ReplicasError(f"replicas: expected 1 ≤ min ≤ max, not {spec!r}")
+    if not 1 <= bounds[0] <= bounds[1] <= MAX_REPLICAS:
+        raise ReplicasError(f"replicas: expected 1 ≤ min ≤ max ≤ {MAX_REPLICAS}, not {str(spec)[:40]!r}")
     return bounds
 
 
@@ -147,8 +150,15 @@ def run(host: str = "127.0.0.1", port: int = 8000, replicas: str | int = 2, thre
         raise RayUnavailable(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}{hint}") from exc
     signal.signal(signal.SIGTERM, stop)  # after ray.init, whose own SIGTERM handler would end the process at once
     try:
-        serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(replicas, threads, catalog), name="moodtune", route_prefix="/", blocking=False)
+        cpus = float(ray.cluster_resources().get("CPU", 0))
+        if parse_replicas(replicas)[0] * threads > cpus:  # Serve would wait forever for replicas it cannot place
+            raise ReplicasError(f"replicas: {parse_replicas(replicas)[0]} × {threads} CPUs asked, the cluster has "
+                                f"{cpus:g}; ask for fewer replicas or --threads")
+        try:
+            serve.start(http_options={"host": host, "port": port})
+            serve.run(build_app(replicas, threads, catalog), name="moodtune", route_prefix="/", blocking=False)
+        except (RuntimeError, ValueError) as exc:  # e.g. the proxy cannot bind the port
+            raise RayUnavailable(f"Ray Serve could not start: {str(exc).splitlines()[0][:200]}") from None
         if on_ready is not None:
             on_ready()
         while True:

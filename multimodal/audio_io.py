@@ -12,7 +12,7 @@ import io
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -27,6 +27,7 @@ MAX_READ_S = 10 * 60     # read at most the first ten minutes (a mood reading ne
 # decide how many frames that is, so 8 channels at 96 kHz read 75 s rather than 1.8 GB of float32.
 MAX_SAMPLES = MAX_READ_S * 48_000 * 2
 BLOCK_FRAMES = 1 << 16   # frames decoded at once and mixed down to mono before the next block
+UNKNOWN_FRAMES = 2 ** 62  # libsndfile reports a length it does not know as SF_COUNT_MAX
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MIN_RATE, MAX_RATE = 1_000, 768_000
 # Containers ffmpeg may open for us, by their first bytes. Anything else (a text playlist, a concat list, an
@@ -56,12 +57,33 @@ def _too_long(seconds: float) -> InputError:
 def frames_to_read(frames: int, rate: int, channels: int) -> int:
     """How many of a recording's frames to decode: its first ten minutes, and no more than MAX_SAMPLES over all
     its channels."""
-    return max(0, min(frames, MAX_READ_S * rate, MAX_SAMPLES // max(1, channels)))
+    # the last term bounds the mono buffer too: a mono file at 768 kHz is read like one at 48 kHz, not 12× longer
+    return max(0, min(frames, MAX_READ_S * rate, MAX_SAMPLES // max(1, channels), MAX_READ_S * 48_000))
 
 
 def _cut_note(frames: int, rate: int) -> str:
     return (f"only the first {MAX_READ_S // 60} minutes were read" if frames >= MAX_READ_S * rate
             else f"only the first {frames / rate:,.0f} s were read (the recording has many channels or a high rate)")
+
+
+def _blocks(f: Any, wanted: int, unknown: bool) -> Iterator[np.ndarray]:
+    """Up to ``wanted`` frames of ``f``, block by block. Of a file of unknown length libsndfile reads until it fails
+    to seek past the end: small blocks then, so that failure costs at most a few milliseconds of the end."""
+    import soundfile as sf
+
+    if not unknown:
+        yield from f.blocks(blocksize=BLOCK_FRAMES, frames=wanted, dtype="float32", always_2d=True)
+        return
+    left = wanted
+    while left > 0:
+        try:
+            block = f.read(min(4096, left), dtype="float32", always_2d=True)
+        except sf.LibsndfileError:
+            return
+        if not len(block):
+            return
+        left -= len(block)
+        yield block
 
 
 def _read_soundfile(data: bytes | Path) -> tuple[int, np.ndarray, list[str]]:
@@ -73,16 +95,18 @@ def _read_soundfile(data: bytes | Path) -> tuple[int, np.ndarray, list[str]]:
         sr, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
         if not MIN_RATE <= sr <= MAX_RATE:
             raise InputError(f"the file's sample rate {sr} Hz is not plausible ({MIN_RATE:,}–{MAX_RATE:,} Hz)")
-        if frames / sr > MAX_INPUT_S:
+        unknown = frames >= UNKNOWN_FRAMES  # a streamed FLAC leaves its length out; decoding stops at the cap
+        if not unknown and frames / sr > MAX_INPUT_S:
             raise _too_long(frames / sr)
         wanted = frames_to_read(frames, sr, channels)
         mono = np.empty(wanted, np.float32)  # the only full-length buffer: mono, within MAX_SAMPLES
         got = 0
-        for block in f.blocks(blocksize=BLOCK_FRAMES, frames=wanted, dtype="float32", always_2d=True):
+        for block in _blocks(f, wanted, unknown):
             mono[got:got + len(block)] = block.mean(axis=1)
             got += len(block)
     notes = [f"{channels} channels mixed down to mono"] if channels > 1 else []
-    return sr, mono[:got], notes + ([_cut_note(wanted, sr)] if frames > wanted else [])
+    cut = got >= wanted if unknown else frames > wanted
+    return sr, mono[:got], notes + ([_cut_note(wanted, sr)] if cut else [])
 
 
 def is_ffmpeg_container(path: Path) -> bool:
@@ -160,6 +184,11 @@ def _unpack(audio: Any) -> tuple[int, np.ndarray, list[str]]:
     raise InputError(f"audio must be (sample_rate, samples), a dict, a file path or bytes, not {type(audio).__name__}")
 
 
+def _chunks(x: np.ndarray, size: int = 1 << 20) -> Iterator[np.ndarray]:
+    """Views of ``x`` a million rows at a time, for checks that would otherwise copy the whole array."""
+    return (x[i:i + size] for i in range(0, len(x), size))
+
+
 def to_mono_16k(audio: Any) -> Audio:
     """Decode, check, downmix, scale to [-1, 1] and resample (soxr, high quality) to 16 kHz."""
     import soxr
@@ -189,14 +218,14 @@ def to_mono_16k(audio: Any) -> Audio:
         else:
             y = y / float(-info.min)
     else:
-        if not np.isfinite(x).all():
+        if not all(np.isfinite(c).all() for c in _chunks(x)):  # in blocks: no full-length temporary
             raise InputError("the audio contains NaN or infinite samples")
         if x.dtype == np.float32:
             y = x  # a decoded file is float32 already: no second copy
         else:
             with np.errstate(over="ignore"):
                 y = np.clip(x, -3.4e38, 3.4e38).astype(np.float32)
-        peak = float(np.abs(y).max())
+        peak = max(float(np.abs(c).max()) for c in _chunks(y))
         if peak > 1.0:
             if peak <= 32768.0 and np.allclose(y, np.round(y)):
                 y = y / 32768.0
@@ -206,7 +235,7 @@ def to_mono_16k(audio: Any) -> Audio:
                 notes.append("float samples beyond [-1, 1] were normalised")
     if y.ndim == 2:
         y = y.mean(axis=1)
-    clipped = float(np.mean(np.abs(y) >= 0.999))
+    clipped = sum(int(np.count_nonzero(np.abs(c) >= 0.999)) for c in _chunks(y)) / max(1, len(y))
     if sr != TARGET_SR:
         y = soxr.resample(y, sr, TARGET_SR, quality="HQ").astype(np.float32)
     if len(y) < TARGET_SR // 100:

@@ -188,3 +188,25 @@ def test_an_in_memory_array_is_cut_by_samples_too():
     many = np.broadcast_to(np.float32(0), (MAX_SAMPLES // 16 + 48_000, 32))  # 32 channels at 48 kHz, no memory used
     audio = to_mono_16k((48_000, many))
     assert audio.seconds == pytest.approx(MAX_SAMPLES / 32 / 48_000, abs=0.01) and "32 channels" in audio.notes[0]
+
+
+def test_a_flac_of_unknown_length_is_read_and_a_high_rate_mono_file_is_bounded():
+    import io
+
+    import soundfile as sf
+
+    from multimodal.audio_io import MAX_READ_S, to_mono_16k
+
+    buf = io.BytesIO()
+    sf.write(buf, (0.1 * np.sin(np.arange(48000 * 3) / 7)).astype(np.float32), 48000, format="FLAC")
+    data = bytearray(buf.getvalue())
+    data[8 + 13] &= 0xF0  # STREAMINFO's total-sample count set to 0 ("unknown"), as streaming encoders write it
+    data[8 + 14:8 + 18] = b"\0\0\0\0"
+    audio = to_mono_16k(bytes(data))
+    assert 2.9 < audio.seconds <= 3.0 and not audio.notes
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", 655_350, 1, format="FLAC") as f:  # ten minutes of silence at 655 kHz: 1.5 MB
+        for _ in range(60):
+            f.write(np.zeros(655_350 * 10, np.float32))
+    audio = to_mono_16k(buf.getvalue())
+    assert audio.seconds <= MAX_READ_S * 48_000 / 655_350 + 0.01 and "were read" in audio.notes[-1]

@@ -123,3 +123,12 @@ def test_the_engine_learns_a_correction_into_the_profile_it_returns(engine):
     assert engine.analyze(text="The meeting was moved to Thursday.").probabilities == mood.probabilities
     with pytest.raises(CalibrationError, match="no signal"):
         engine.correct(engine.analyze(text=""), "sad")
+
+
+def test_a_reading_whose_probabilities_are_beyond_one_is_not_learned():
+    # a mood sent back over HTTP carries its readings' extras; a forged "uncalibrated" distribution must not become a
+    # calibration that every later request refuses
+    forged = reading("text", peaked("happy", 0.6))
+    forged = ModalityReading(**{**forged.__dict__, "extras": {"uncalibrated": {e: 1e308 for e in EMOTIONS}}})
+    with pytest.raises(CalibrationError, match="from 0 to 1"):
+        Calibration().corrected({"text": forged}, {"text": 1.0}, "sad")

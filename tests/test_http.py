@@ -354,3 +354,47 @@ def test_a_slow_body_is_dropped_at_the_deadline_and_a_gone_client_is_one_log_lin
         asyncio.run(asyncio.wait_for(call(gone), 10))
     assert [r.getMessage() for r in caplog.records if "went away" in r.getMessage()] == \
         ["client 127.0.0.1:5555 went away before its request body arrived"]
+
+
+def test_a_connection_that_never_finishes_its_headers_is_dropped(monkeypatch, caplog):
+    # slowloris: without a header deadline, 512 such sockets would hold every slot of `moodtune serve`
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    import interfaces.protocol as protocol
+    from fastapi import FastAPI
+
+    from .conftest import free_port
+
+    monkeypatch.setattr(protocol, "HEADER_SECONDS", 0.5)
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> dict:
+        return {"ok": True}
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                          http=protocol.HeaderDeadlineProtocol))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        slow, idle, fine = (socket.create_connection(("127.0.0.1", port)) for _ in range(3))
+        slow.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        fine.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200 OK" in fine.recv(1000)
+        for sock in (slow, idle):
+            sock.settimeout(3)
+            start = time.monotonic()
+            assert sock.recv(1000) == b"" and time.monotonic() - start < 2.5  # closed by the server
+        assert "no complete request headers" in caplog.text
+    finally:
+        server.should_exit = True
+        thread.join(5)

@@ -213,3 +213,31 @@ def test_analyze_shows_the_mood_when_the_journal_is_locked_or_broken_or_the_prof
                                        str(blocker / "me.json"), "--feel", "sad"])
     assert unsaved.exit_code == 2 and "Mood: angry" in unsaved.output
     assert [line for line in unsaved.output.splitlines() if "not learned" in line] and "Traceback" not in unsaved.output
+
+
+def test_a_hard_linked_journal_is_not_reported_deleted_while_its_words_stay(tmp_path):
+    import os
+
+    path = tmp_path / "j.sqlite3"
+    with Journal(path).turn_on(keep_words=True) as journal:
+        journal.record_analysis(mood(), words="my secret words")
+    os.link(path, tmp_path / "copy")
+    with pytest.raises(JournalError, match="hard links"):
+        Journal(path).delete()
+    assert path.exists()
+
+
+def test_rows_edited_by_hand_do_not_break_the_week(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path).turn_on()
+    journal.record_analysis(mood("happy", 0.6))
+    journal.close()
+    conn = sqlite3.connect(path)
+    now = datetime.now(timezone.utc).isoformat()
+    conn.execute("INSERT INTO events (time, kind, emotion, valence, arousal) VALUES (?, 'analysis', 'sad', 'abc', 0.1)",
+                 (now,))
+    conn.execute("INSERT INTO events (time, kind, emotion, valence) VALUES ('not a time', 'analysis', 'sad', 0.2)")
+    conn.commit()
+    conn.close()
+    week = Journal(path).days(7)
+    assert week["analyses"].sum() == 2 and week.iloc[-1]["valence"] == pytest.approx(0.6)
