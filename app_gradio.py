@@ -378,7 +378,7 @@ def build_demo() -> gr.Blocks:
                         image = raw_on_failure(gr.Image(sources=["webcam", "upload"], type="filepath", image_mode=None,
                                                         label="Your face (snapshot or photo)", elem_id="face-input"))
                         every_face = gr.Checkbox(False, label="Read every face in the picture (a group's mood)",
-                                                 info="Off: the largest face. Nothing about any face is kept.")
+                                                 info="Off: the clearest face. Nothing about any face is kept.")
                         audio = raw_on_failure(gr.Audio(sources=["microphone", "upload"], type="filepath",
                                                         label="Your voice"))
                         text = gr.Textbox(label="How do you feel?", placeholder="e.g. exhausted but hopeful", lines=2,

@@ -82,7 +82,7 @@ def analyze(
     fusion_method: str = typer.Option("linear", "--fusion", help="linear or poe (product of experts)."),
     spotify: str = typer.Option("off", "--spotify", help="off, enrich (links/art for catalog tracks) or search "
                                 "(playable tracks from Spotify search); needs SPOTIPY_CLIENT_ID/SECRET."),
-    faces: str = typer.Option("largest", "--faces", help="largest (the largest face) or all (every face in the "
+    faces: str = typer.Option("largest", "--faces", help="largest (one face: the clearest) or all (every face in the "
                               "image; their group mood is the face signal)."),
     profile_file: Optional[Path] = typer.Option(None, "--profile", help="Your profile file (JSON): its likes, skips "
                                                 "and calibration are used; created or updated only with --feel."),
