@@ -175,7 +175,9 @@ def faces_html(image: bytes | None, mood: MoodReading, max_side: int = 480) -> s
 
 def _mood_outputs(mood: MoodReading, tracks: list[Track], show_players: bool, image: bytes | None = None):
     label = {e: p for e, p in mood.probabilities.items()} if mood.ok else {"no usable signal": 1.0}
-    transcript = mood.readings.get("voice").extras.get("transcript", "") if "voice" in mood.readings else ""
+    heard = mood.readings["voice"].extras if "voice" in mood.readings else {}
+    transcript = heard.get("transcript", "") + (f"  (not used: {heard['transcript_problem']})"
+                                                if heard.get("transcript_problem") and heard.get("transcript") else "")
     choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
     return (label, signal_bars(mood), va_points(mood), status_markdown(mood), transcript, tracks_frame(tracks),
             players_html(tracks, show_players), gr.update(choices=choices, value=None), faces_html(image, mood))

@@ -126,13 +126,19 @@ class MoodEngine:
               faces: str) -> dict[str, ModalityReading]:
         voice = self.voice.predict(audio)
         transcript = voice.extras.get("transcript", "")
-        heard = transcript if voice.ok and transcript.strip() else None
+        problem = voice.extras.get("transcript_problem", "")
+        heard = transcript if voice.ok and transcript.strip() and not problem else None
         # typed and spoken words in one batch of the same text model; the transcript is a separate signal in fusion
         typed, said = self.text.predict_batch([text, heard]) if heard else (self.text.predict(text), None)
         readings = {"face": self.face.predict(image, detect_face=detect_face, faces=faces), "voice": voice,
                     "text": typed}
         if said is not None:
-            readings["speech_text"] = replace(said, modality="speech_text")
+            note = voice.extras.get("transcript_note", "")
+            readings["speech_text"] = replace(said, modality="speech_text",
+                                              message="; ".join(m for m in (said.message, note) if m))
+        elif problem and transcript.strip():  # heard, but Whisper's own guards reject it: shown, given no weight
+            readings["speech_text"] = ModalityReading.failed(
+                "speech_text", Status.UNRELIABLE, f"the words heard (“{transcript}”) were not used: {problem}")
         elif audio is not None:
             readings["speech_text"] = ModalityReading.failed(
                 "speech_text", Status.MISSING, "no words were recognised in the audio")

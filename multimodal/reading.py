@@ -21,6 +21,7 @@ class Status(str, Enum):
     EMPTY = "empty"              # text that is empty or whitespace
     INVALID = "invalid"          # input we cannot read (wrong type, corrupt file, NaN audio, ...)
     UNSUPPORTED = "unsupported"  # this signal is not available in this installation
+    UNRELIABLE = "unreliable"    # read, but the model's own checks reject it (a transcript that repeats itself)
     ERROR = "error"              # the model failed unexpectedly
 
     def __str__(self) -> str:
