@@ -208,15 +208,32 @@ def analyze(image: str | None, audio: str | None, text: str | None, strategy: st
     return (*_mood_outputs(mood, tracks, show_players, image_bytes), entry, session, mood, tracks)
 
 
-def correct(emotion: str | None, mood: MoodReading | None, calibration: Calibration | None, entry: int | None):
-    """"That's not quite it": learn the emotion the user picked into their calibration (kept in this page)."""
+def correct(emotion: str | None, mood: MoodReading | None, calibration: Calibration | None, entry: int | None,
+            strategy: str = "match", n: float = 10, show_players: bool = False, session: Session | None = None,
+            catalog: str | None = EMBEDDED):
+    """"That's my mood": learn the emotion the user picked into their calibration (kept in this page) and show it
+    at once: the mood they gave and music for it. Returns (calibration, note, mood label, track table, players,
+    track choices, tracks)."""
     if emotion not in EMOTIONS or mood is None or not mood.ok:
-        return calibration, "Analyze first, then pick how you really feel."
-    profile = get_engine().correct(mood, emotion, Profile(calibration=calibration or Calibration()))
+        unchanged = gr.update()
+        return (calibration, "Analyze first, then pick how you really feel.", *[unchanged] * 4, None)
+    engine = get_engine()
+    profile = engine.correct(mood, emotion, Profile(calibration=calibration or Calibration()))
     _journal(JOURNAL.record_correction, entry, emotion)
-    learned = profile.calibration.explain()
-    return profile.calibration, ("Thanks, learned. " + "; ".join(learned) + ". Analyze again to see it, and save your "
-                                 "profile to keep it.")
+    given = mood.given(emotion)
+    tracks = engine.recommend(given, n=int(n), strategy=strategy, session=session or Session(),
+                              catalog=catalog_for(catalog))
+    learned = "; ".join(line[0].upper() + line[1:] for line in profile.calibration.explain())
+    note = (f"Thanks: you feel **{emotion}**, and the music below is for {emotion}. {learned}. Save your profile "
+            "to keep what was learned.")
+    choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
+    return (profile.calibration, note, {emotion: 1.0}, tracks_frame(tracks), players_html(tracks, show_players),
+            gr.update(choices=choices, value=None), tracks)
+
+
+def show_correction(mood: MoodReading | None):
+    """The "not quite?" controls, shown only once there is a mood to correct."""
+    return gr.update(visible=mood is not None and mood.ok)
 
 
 def recommend(strategy: str, n: float, show_players: bool, session: Session | None, mood: MoodReading | None,
@@ -398,7 +415,7 @@ def build_demo() -> gr.Blocks:
                         mood_label = gr.Label(num_top_classes=7, label="Your mood", elem_id="mood-label")
                         status = gr.Markdown(elem_id="signal-status")
                         faces_view = gr.HTML(elem_id="faces-view")
-                        with gr.Row():
+                        with gr.Row(visible=False) as correction_row:  # shown once there is a mood to correct
                             feel = gr.Dropdown(list(EMOTIONS), value=None, label="Not quite? How do you really feel?",
                                                elem_id="feel")
                             teach = gr.Button("That's my mood: learn it", elem_id="teach-button")
@@ -443,8 +460,10 @@ def build_demo() -> gr.Blocks:
         mood_outputs = [mood_label, bars, plane, status, transcript, table, players, pick, faces_view]
         analyze_inputs = [image, audio, text, strategy, n, show_players, session, catalog, every_face, calibration]
         analyze_outputs = [*mood_outputs, entry, session, mood_state, tracks_state]
-        go.click(backend_errors(analyze), analyze_inputs, analyze_outputs, api_name="analyze", concurrency_limit=2)
-        text.submit(backend_errors(analyze), analyze_inputs, analyze_outputs, api_visibility="private")
+        for event in (go.click(backend_errors(analyze), analyze_inputs, analyze_outputs, api_name="analyze",
+                               concurrency_limit=2),
+                      text.submit(backend_errors(analyze), analyze_inputs, analyze_outputs, api_visibility="private")):
+            event.then(show_correction, mood_state, correction_row, api_visibility="private")
         rec_outputs = [table, players, pick, session, tracks_state]
         rec_inputs = [strategy, n, show_players, session, mood_state, catalog]
         strategy.change(backend_errors(recommend), rec_inputs, rec_outputs, api_name="recommend")
@@ -452,7 +471,9 @@ def build_demo() -> gr.Blocks:
         feedback_inputs = [pick, strategy, n, show_players, session, mood_state, tracks_state, catalog, entry]
         like_button.click(backend_errors(like), feedback_inputs, rec_outputs, api_name="like")
         skip_button.click(backend_errors(skip), feedback_inputs, rec_outputs, api_name="skip")
-        teach.click(backend_errors(correct), [feel, mood_state, calibration, entry], [calibration, taught], api_name="correct")
+        teach.click(backend_errors(correct), [feel, mood_state, calibration, entry, strategy, n, show_players, session,
+                                              catalog],
+                    [calibration, taught, mood_label, table, players, pick, tracks_state], api_name="correct")
         save.click(save_profile, [session, calibration], saved, api_visibility="private")
         demo.load(load_profile, None, [session, calibration, saved], api_visibility="private")
         week_outputs = [journal_on, keep_words, week_plot, week_calendar, journal_note]

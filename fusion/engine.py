@@ -150,10 +150,16 @@ class MoodEngine:
 
         ``faces="all"`` reads every face in the image and lets the group's mood (the faces' distributions
         weighted by box area × confidence) stand for the face signal; ``mood.faces`` lists each face.
-        ``profile``: a user's :class:`Profile`; its calibration (learned from :meth:`correct`) adjusts the readings.
+        ``profile``: a user's :class:`Profile`; its calibration (learned from :meth:`correct`) adjusts the readings,
+        less the corrections made for an older model of a signal (``mood.extras["calibration_note"]`` says so).
         """
         readings = self.read(image, audio, text, detect_face=detect_face, faces=faces)
-        return self.fusion.fuse(readings, calibration=profile.calibration if profile else None)
+        if profile is None:
+            return self.fusion.fuse(readings)
+        # corrections made for an older model of a signal read here teach nothing about this one
+        calibration, dropped = profile.calibration.for_models({m: r.model for m, r in readings.items() if r.ok})
+        mood = self.fusion.fuse(readings, calibration=calibration)
+        return replace(mood, extras={**mood.extras, "calibration_note": dropped}) if dropped else mood
 
     def correct(self, mood: MoodReading, emotion: str, profile: Profile | None = None) -> Profile:
         """The user says ``mood`` was really ``emotion``: their profile with the correction learned (a new

@@ -194,7 +194,9 @@ class FerCnnBackend(FaceBackend):
         self._input = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         self.temperature = float(meta.get("temperature", 1.0))
-        self.name = f"moodtune-face-cnn (FER2013, val acc {meta.get('best_val_acc', '?')})"
+        # the weights' hash in the name: a correction learned for these weights is dropped when they change
+        self.name = (f"moodtune-face-cnn (FER2013, val acc {meta.get('best_val_acc', '?')}, "
+                     f"{meta.get('source_sha256', '?')[:8]})")
 
     def logits(self, grey48: np.ndarray) -> np.ndarray:
         """Logits (N, 7) for grey uint8 crops (N, 48, 48), averaged with their mirror images."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from .audio_io import (MIN_SPEECH_S, TARGET_SR, Audio, SpeechActivity, detect_speech, most_voiced_window,
                        to_mono_16k)
-from .backbones import BackboneError, whisper_tiny_en_dir
+from .backbones import BackboneError, file_sha256, whisper_tiny_en_dir
 from .base import Encoder
 from .heads import softmax
 from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
@@ -222,6 +222,7 @@ class VoiceHead:
         self.va_scale = np.array([float(v) for v in self.meta.get("va_scale", "1,1").split(",")])
         self.va_shift = np.array([float(v) for v in self.meta.get("va_shift", "0,0").split(",")])
         self.has_va = self.meta.get("va", "0") == "1"
+        self.version = file_sha256(path)[:8]  # in the backend's name: corrections learned for it keep it
         #: per dimension, the share of the direct output in the reported value (the rest: the emotion table's value
         #: of the probabilities); chosen by the recipe on speakers it left out. 0: the head has no direct value there
         self.direct_weight = np.array([float(v) for v in self.meta.get("va_direct_weight", "1,1").split(",")])
@@ -295,7 +296,7 @@ class WhisperEmotionBackend(HeadBackend):
         self.model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="int8", intra_threads=threads)
         self.tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.prompt = [self.tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
-        self.name = "moodtune-voice (Whisper tiny.en encoder + our English/German head)"
+        self.name = f"moodtune-voice (Whisper tiny.en encoder + our English/German head {self.head.version if self.head else '(none)'})"
 
     @cached_property
     def feature_extractor(self):
@@ -384,7 +385,7 @@ class ProsodyEmotionBackend(HeadBackend):
 
     def __init__(self, head_path: Path = PROSODY_HEAD) -> None:
         super().__init__(head_path)
-        self.name = "moodtune-voice-prosody (MFCC/pitch statistics + our head; fallback)"
+        self.name = f"moodtune-voice-prosody (MFCC/pitch statistics + our head {self.head.version if self.head else '(none)'}; fallback)"
 
     def read(self, clips: list[VoiceClip], transcribe: bool = False) -> list[VoiceOutput]:
         return self.outputs(np.stack([prosody_features(c) for c in clips]), [None] * len(clips))

@@ -302,8 +302,11 @@ def test_a_correction_is_learned_into_the_page_and_saved_only_on_request(tmp_pat
     mood = out[-2]
     calibration = None
     for _ in range(10):
-        calibration, note = app_gradio.correct("sad", mood, calibration, out[9])
-    assert len(calibration.corrections) == 10 and "learned" in note
+        calibration, note, label, table, _, _, tracks = app_gradio.correct("sad", mood, calibration, out[9])
+    assert len(calibration.corrections) == 10 and note.startswith("Thanks: you feel **sad**")
+    assert label == {"sad": 1.0} and len(tracks) == 10 and len(table) == 10  # the mood given, and music for it
+    sad_valence = np.mean([t.features["valence"] for t in tracks])
+    assert sad_valence < np.mean([t.features["valence"] for t in out[-1]])  # sadder music than for the reading
     again = app_gradio.analyze(None, None, "The meeting was moved to Thursday.", "match", 5, False, None,
                                app_gradio.EMBEDDED, False, calibration)[-2]
     assert again.probabilities["sad"] > mood.probabilities["sad"]

@@ -90,3 +90,12 @@ def test_a_crash_mid_write_loses_at_most_the_entry_being_written(tmp_path):
     events = Journal(path).events()
     assert len(events) >= acknowledged and events["id"].is_unique
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_tied_day_names_both_moods_not_the_first_listed(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3").turn_on()
+    journal.record_analysis(mood("happy", 0.8))
+    journal.record_analysis(mood("sad", -0.7))
+    assert journal.days(1).iloc[-1]["emotion"] == "happy / sad"  # before: "happy" (whichever came first)
+    journal.record_analysis(mood("sad", -0.5))
+    assert journal.days(1).iloc[-1]["emotion"] == "sad"
