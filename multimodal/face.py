@@ -19,7 +19,7 @@ from .face_detection import FaceBox, FaceDetector, check_detector, make_detector
 from .heads import softmax
 from .image_io import downscale, to_rgb
 from .labels import EMOTIONS, FER2013, LabelMap, label_map_for
-from .reading import ModalityReading, Status
+from .reading import ModalityReading, Status, js_divergence
 from .runtime import onnx_session
 
 FACE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face" / "fer_cnn.safetensors"  # trained (recipe)
@@ -145,14 +145,12 @@ def group_reading(results: list[FaceResult], message: str = "") -> ModalityReadi
     """The group's mood as one face reading: the faces' distributions averaged with weights box area ×
     confidence; ``extras["faces"]`` lists each face and ``extras["spread"]`` how far they are from the group
     (the weighted mean Jensen–Shannon divergence, base 2: 0 when all faces read the same, 1 at most)."""
-    from scipy.spatial.distance import jensenshannon
-
     probs = np.stack([r.reading.vector for r in results])
     area = np.array([(r.box[2] * r.box[3]) if r.box else 1.0 for r in results], dtype=np.float64)
     weights = area * np.array([r.reading.confidence for r in results])
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(results), 1 / len(results))
     group = weights @ probs
-    spread = float(sum(w * jensenshannon(p, group, base=2) ** 2 for w, p in zip(weights, probs)))
+    spread = float(sum(w * js_divergence(p, group) for w, p in zip(weights, probs)))
     first = results[0].reading
     faces = [{"box": list(r.box) if r.box else None, "top_emotion": r.reading.top_emotion,
               "probabilities": r.reading.probabilities, "confidence": r.reading.confidence,
