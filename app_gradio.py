@@ -24,6 +24,7 @@ import html  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fusion import Calibration, MoodEngine, MoodReading, Profile  # noqa: E402
@@ -101,12 +102,30 @@ def signal_bars(mood: MoodReading) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["signal", "emotion", "probability"])
 
 
+#: one colour per signal on the valence-arousal plane, the same in every analysis (Okabe-Ito, colour-blind safe)
+SIGNAL_COLOURS = {"face": "#E69F00", "voice (how you sound)": "#56B4E9", "typed text": "#009E73",
+                  "spoken words": "#CC79A7", "fused": "#000000"}
+PLANE_EDGE = 0.92  # points are drawn at most this far out, so a point at ±1 sits wholly inside the plane
+PLANE_APART = 0.06  # points closer than this are spread on a small circle, so equal points do not hide each other
+
+
 def va_points(mood: MoodReading) -> pd.DataFrame:
+    """The signals and the fused mood on the valence-arousal plane, drawn inside it and apart from each other
+    (``valence_read``/``arousal_read`` keep the values read, for the tooltip)."""
     rows = [{"signal": SIGNAL_NAMES.get(m, m), "valence": v, "arousal": a}
             for m, r in mood.readings.items() if r.ok for v, a in [r.valence_arousal()]]
     if mood.ok:
         rows.append({"signal": "fused", "valence": mood.valence, "arousal": mood.arousal})
-    return pd.DataFrame(rows, columns=["signal", "valence", "arousal"])
+    frame = pd.DataFrame(rows, columns=["signal", "valence", "arousal"])
+    frame["valence_read"], frame["arousal_read"] = frame["valence"].round(2), frame["arousal"].round(2)
+    drawn = np.clip(frame[["valence", "arousal"]].to_numpy(dtype=float), -PLANE_EDGE, PLANE_EDGE)
+    for i in range(len(drawn)):
+        close = [j for j in range(i) if np.hypot(*(drawn[i] - drawn[j])) < PLANE_APART]
+        if close:  # the i-th point at one spot: nudged around it, each at its own angle
+            angle = 2 * np.pi * len(close) / 6
+            drawn[i] = np.clip(drawn[i] + PLANE_APART * np.array([np.cos(angle), np.sin(angle)]), -PLANE_EDGE, PLANE_EDGE)
+    frame[["valence", "arousal"]] = drawn
+    return frame
 
 
 def status_markdown(mood: MoodReading) -> str:
@@ -133,12 +152,9 @@ def tracks_frame(tracks: list[Track]) -> pd.DataFrame:
 
 
 def players_html(tracks: list[Track], show_players: bool) -> str:
-    if not tracks:
+    """Spotify's embedded players when the user asks for them; nothing otherwise (the table has every link)."""
+    if not tracks or not show_players:
         return ""
-    if not show_players:
-        links = "".join(f'<li><a href="{html.escape(t.spotify_url)}" target="_blank" rel="noopener">'
-                        f"{html.escape(t.name)} — {html.escape(t.artist)}</a></li>" for t in tracks if t.spotify_url)
-        return f"<ol>{links}</ol>"
     return "".join(f'<iframe src="{html.escape(t.embed_url)}" width="100%" height="80" frameborder="0" loading="lazy" '
                    f'allow="encrypted-media" title="{html.escape(t.name)}"></iframe>' for t in tracks[:5] if t.embed_url)
 
@@ -163,8 +179,12 @@ def faces_html(image: bytes | None, mood: MoodReading, max_side: int = 480) -> s
     for i, f in enumerate(faces, 1):
         x, y, w, h = (int(round(v * scale)) for v in f["box"])
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (60, 200, 60), 2)
-        cv2.putText(canvas, f"{i} {f['top_emotion']}", (x, max(14, y - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (60, 200, 60), 1, cv2.LINE_AA)
+        label = f"{i} {f['top_emotion']}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(0, y - th - base - 4)  # on a filled box above the face (inside the photo at its top edge)
+        cv2.rectangle(canvas, (x, top), (x + tw + 6, top + th + base + 4), (40, 120, 40), cv2.FILLED)
+        cv2.putText(canvas, label, (x + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 80])
     if not ok:
         return ""
@@ -303,7 +323,13 @@ def week_view(days: int = 7) -> tuple[pd.DataFrame, str, str]:
     return series, calendar_html(daily(events, days=days)), note
 
 
+EMPTY_WEEK = ("<p><b>No moods here yet.</b> Turn on <i>Keep a mood journal</i> above, then analyze a mood on the "
+              "first tab: each one shows here, with its day's colour.</p>")
+
+
 def calendar_html(days: pd.DataFrame) -> str:
+    if not days["analyses"].any():
+        return EMPTY_WEEK
     cells = []
     for day, r in days.iterrows():
         if r["analyses"]:
@@ -321,7 +347,13 @@ def calendar_html(days: pd.DataFrame) -> str:
 def open_week() -> tuple[bool, bool, pd.DataFrame, str, str]:
     """The "My week" tab as it opens: the journal's switches as they are now (the CLI may have changed them), and
     the week."""
-    return (JOURNAL.enabled, JOURNAL.keep_words, *week_view())
+    series, calendar, note = week_view()
+    return JOURNAL.enabled, JOURNAL.keep_words, week_plot(series), calendar, note
+
+
+def week_plot(series: pd.DataFrame) -> Any:
+    """The week's chart, hidden while it has nothing to draw (an empty chart collapses to a strip)."""
+    return gr.update(value=series, visible=not series.empty)
 
 
 def set_journal(on: bool, keep_words: bool) -> str:
@@ -340,7 +372,8 @@ def export_journal() -> str:
 
 def delete_journal() -> tuple[bool, pd.DataFrame, str, str]:
     deleted = JOURNAL.delete()
-    return (False, *week_view()[:2], "Journal deleted." if deleted else "There was no journal.")
+    series, calendar, _ = week_view()
+    return False, week_plot(series), calendar, "Journal deleted." if deleted else "There was no journal."
 
 
 def live_face(frame, smoother: EmaSmoother | None):
@@ -425,9 +458,10 @@ def build_demo() -> gr.Blocks:
                     bars = gr.BarPlot(x="signal", y="probability", color="emotion",
                                       label="Each signal and the fused mood", y_lim=[0, 1], elem_id="signal-bars")
                     plane = gr.ScatterPlot(x="valence", y="arousal", color="signal", x_lim=[-1, 1], y_lim=[-1, 1],
+                                           color_map=SIGNAL_COLOURS, tooltip=["signal", "valence_read", "arousal_read"],
                                            label="Valence–arousal plane", elem_id="va-plane")
                 table = gr.Dataframe(label="Recommendations", headers=TRACK_COLUMNS, wrap=True, elem_id="tracks-table",
-                                     interactive=False, column_widths=TRACK_WIDTHS,
+                                     interactive=False, column_widths=TRACK_WIDTHS, max_height=2000,  # every row
                                      datatype=["number", "str", "str", "str", "str", "markdown"])
                 players = gr.HTML()
                 with gr.Row():
@@ -450,7 +484,7 @@ def build_demo() -> gr.Blocks:
                     journal_on = gr.Checkbox(False, label="Keep a mood journal on this computer", elem_id="journal-on")
                     keep_words = gr.Checkbox(False, label="Keep my words too")
                 journal_note = gr.Markdown()
-                week_plot = gr.LinePlot(x="time", y="value", color="dimension", y_lim=[-1, 1],
+                week_chart = gr.LinePlot(x="time", y="value", color="dimension", y_lim=[-1, 1], visible=False,
                                         label="Valence and arousal over the last 7 days", elem_id="week-plot")
                 week_calendar = gr.HTML(elem_id="week-calendar")
                 with gr.Row():
@@ -476,13 +510,13 @@ def build_demo() -> gr.Blocks:
                     [calibration, taught, mood_label, table, players, pick, tracks_state], api_name="correct")
         save.click(save_profile, [session, calibration], saved, api_visibility="private")
         demo.load(load_profile, None, [session, calibration, saved], api_visibility="private")
-        week_outputs = [journal_on, keep_words, week_plot, week_calendar, journal_note]
+        week_outputs = [journal_on, keep_words, week_chart, week_calendar, journal_note]
         for trigger in (week_tab.select, refresh.click):
             trigger(open_week, None, week_outputs, api_visibility="private")
         for box in (journal_on, keep_words):
             box.input(set_journal, [journal_on, keep_words], journal_note, api_visibility="private")
         export.click(export_journal, None, journal_note, api_visibility="private")
-        delete.click(delete_journal, None, [journal_on, week_plot, week_calendar, journal_note],
+        delete.click(delete_journal, None, [journal_on, week_chart, week_calendar, journal_note],
                      api_visibility="private")
         cam.stream(backend_errors(live_face), [cam, smoother], [live_label, live_note, smoother], stream_every=0.5, time_limit=600,
                    api_visibility="private", concurrency_limit=1)
@@ -520,7 +554,9 @@ def launch(host: str | None = None, port: int | None = None, inbrowser: bool = F
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo = build_demo()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    demo.launch(server_name=host, server_port=port, share=False, inbrowser=inbrowser, **PAGE_OPTIONS, **kw)
+    # quiet: no "set share=True" hint; this demo never makes a public link (share=False), it says where it is itself
+    print(f"moodtune demo on http://{host}:{port} (this computer only unless you chose another host)", flush=True)
+    demo.launch(server_name=host, server_port=port, share=False, inbrowser=inbrowser, quiet=True, **PAGE_OPTIONS, **kw)
 
 
 if __name__ == "__main__":
