@@ -132,7 +132,7 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     m = (p + q) / 2
 
     def kl(a: np.ndarray) -> float:
-        nz = a > 0
+        nz = (a > 0) & (m > 0)  # m underflows to 0 beside a subnormal a: a term of about 0
         return float((a[nz] * np.log2(a[nz] / m[nz])).sum())
 
     return max(0.0, (kl(p) + kl(q)) / 2)
