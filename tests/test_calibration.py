@@ -171,3 +171,18 @@ def test_four_same_corrections_make_that_reading_read_as_the_user_feels(engine):
         profile = engine.correct(engine.analyze(text="fine.", profile=profile), "sad", profile)
     assert engine.analyze(text="fine.", profile=profile).top_emotion == "sad"
     assert all("fine" not in json.dumps(c.to_dict()) for c in profile.calibration.corrections)  # no words kept
+
+
+def test_corrections_until_read_counts_the_corrections_a_reading_needs():
+    from models.evaluation import Triplets, corrections_until_read
+
+    rng = np.random.default_rng(0)
+    labels, readings = [], []
+    for i in range(40):
+        truth = EMOTIONS[i % 7]
+        readings.append({m: reading(m, peaked(truth, mass)) for m, mass in (("face", 0.4), ("voice", 0.5),
+                                                                             ("text", 0.995))})
+        labels.append(EMOTIONS.index(truth))
+    out = corrections_until_read(Triplets(np.array(labels), readings), trials=6, cap=12, seed=int(rng.integers(9)))
+    assert out["face"]["median"] <= 4 and out["face"]["within_4"] == 1.0  # a 40% reading moves within 4
+    assert out["text"]["not_within_cap"] == 1.0  # a 99.5% one does not move within 12: the bias bound holds it
