@@ -214,7 +214,7 @@ def _journal(write: Any, *args: Any) -> Any:
 
 def analyze(image: str | None, audio: str | None, text: str | None, strategy: str, n: float, show_players: bool,
             session: Session | None, catalog: str | None = EMBEDDED, every_face: bool = False,
-            calibration: Calibration | None = None):
+            calibration: Calibration | None = None, explicit: bool = False):
     """Read every given signal, fuse, recommend. Uploaded files are read into memory, then deleted."""
     engine = get_engine()
     image_bytes, audio_bytes = UPLOADS.consume(image), UPLOADS.consume(audio)
@@ -222,15 +222,17 @@ def analyze(image: str | None, audio: str | None, text: str | None, strategy: st
     mood = engine.analyze(image=image_bytes, audio=audio_bytes, text=text or None,
                           faces="all" if every_face else "largest",
                           profile=Profile(session, calibration or Calibration()))
-    tracks = engine.recommend(mood, n=int(n), strategy=strategy, session=session,
-                              catalog=catalog_for(catalog)) if mood.ok else []
+    tracks = engine.recommend(mood, n=int(n), strategy=strategy, session=session, catalog=catalog_for(catalog),
+                              allow_explicit=bool(explicit)) if mood.ok else []
     entry = _journal(JOURNAL.record_analysis, mood, strategy, text)
-    return (*_mood_outputs(mood, tracks, show_players, image_bytes), entry, session, mood, tracks)
+    outputs = list(_mood_outputs(mood, tracks, show_players, image_bytes))
+    outputs[6] = hidden_note(tracks, catalog, explicit) + outputs[6]
+    return (*outputs, entry, session, mood, tracks)
 
 
 def correct(emotion: str | None, mood: MoodReading | None, calibration: Calibration | None, entry: int | None,
             strategy: str = "match", n: float = 10, show_players: bool = False, session: Session | None = None,
-            catalog: str | None = EMBEDDED):
+            catalog: str | None = EMBEDDED, explicit: bool = False):
     """"That's my mood": learn the emotion the user picked into their calibration (kept in this page) and show it
     at once: the mood they gave and music for it. Returns (calibration, note, mood label, track table, players,
     track choices, tracks)."""
@@ -242,12 +244,13 @@ def correct(emotion: str | None, mood: MoodReading | None, calibration: Calibrat
     _journal(JOURNAL.record_correction, entry, emotion)
     given = mood.given(emotion)
     tracks = engine.recommend(given, n=int(n), strategy=strategy, session=session or Session(),
-                              catalog=catalog_for(catalog))
+                              catalog=catalog_for(catalog), allow_explicit=bool(explicit))
     learned = "; ".join(line[0].upper() + line[1:] for line in profile.calibration.explain())
     note = (f"Thanks: you feel **{emotion}**, and the music below is for {emotion}. {learned}. Save your profile "
             "to keep what was learned.")
     choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
-    return (profile.calibration, note, {emotion: 1.0}, tracks_frame(tracks), players_html(tracks, show_players),
+    return (profile.calibration, note, {emotion: 1.0}, tracks_frame(tracks),
+            hidden_note(tracks, catalog, explicit) + players_html(tracks, show_players),
             gr.update(choices=choices, value=None), tracks)
 
 
@@ -257,37 +260,66 @@ def show_correction(mood: MoodReading | None):
 
 
 def recommend(strategy: str, n: float, show_players: bool, session: Session | None, mood: MoodReading | None,
-              catalog: str | None = EMBEDDED):
-    """Re-rank for the last mood (after a strategy, catalog or feedback change)."""
+              catalog: str | None = EMBEDDED, explicit: bool = False):
+    """Re-rank for the last mood (after a strategy, catalog, explicit-titles or feedback change)."""
     if mood is None or not mood.ok:
         return (tracks_frame([]), "", gr.update(choices=[], value=None), session, [])
     session = session or Session()
-    tracks = get_engine().recommend(mood, n=int(n), strategy=strategy, session=session, catalog=catalog_for(catalog))
+    tracks = get_engine().recommend(mood, n=int(n), strategy=strategy, session=session, catalog=catalog_for(catalog),
+                                    allow_explicit=bool(explicit))
     choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
-    return (tracks_frame(tracks), players_html(tracks, show_players), gr.update(choices=choices, value=None),
-            session, tracks)
+    return (tracks_frame(tracks), hidden_note(tracks, catalog, explicit) + players_html(tracks, show_players),
+            gr.update(choices=choices, value=None), session, tracks)
+
+
+def hidden_note(tracks: list[Track], catalog: str | None, explicit: bool) -> str:
+    """A line under the list saying how many of the catalog's tracks are hidden for explicit words (if any)."""
+    if not tracks or explicit:
+        return ""
+    try:
+        hidden = int(catalog_for(catalog).explicit.sum())
+    except (MoodtuneError, AttributeError):  # a remote backend's catalog is not here to count
+        return ""
+    return (f'<p class="hidden-note">{hidden:,} tracks with explicit words in the title or artist are hidden '
+            "(tick <em>Allow explicit titles</em> to list them).</p>") if hidden else ""
+
+
+def save_to_spotify(name: str | None, tracks: list[Track] | None, mood: MoodReading | None) -> str:
+    """Save the list shown as a private playlist in the user's Spotify account (PKCE; a browser tab asks once)."""
+    if not tracks or mood is None:
+        return "Analyze first: there is no list to save yet."
+    from recommend.spotify_user import SpotifyUser
+
+    try:
+        saved = SpotifyUser().save_playlist(name or "moodtune", tracks, description=f"moodtune: {mood.top_emotion}")
+    except MoodtuneError as exc:
+        return f"Not saved to Spotify: {exc}. Your list is still here."
+    link = f": [open it]({saved.url})" if saved.url else ""
+    return f"Saved to Spotify as a private playlist ({saved.added} tracks){link}."
 
 
 def feedback(kind: str, choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
              mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED,
-             entry: int | None = None):
+             entry: int | None = None, explicit: bool = False):
     session = session or Session()
     if choice is not None and tracks and mood is not None and 0 <= int(choice) < len(tracks):
         session = (session.like if kind == "like" else session.skip)(tracks[int(choice)], mood)
         _journal(JOURNAL.record_feedback, entry, kind, tracks[int(choice)])
-    return recommend(strategy, n, show_players, session, mood, catalog)
+    return recommend(strategy, n, show_players, session, mood, catalog, explicit)
 
 
 def like(choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
-         mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED, entry: int | None = None):
+         mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED, entry: int | None = None,
+         explicit: bool = False):
     """More like this track (``choice``: its index in the last list)."""
-    return feedback("like", choice, strategy, n, show_players, session, mood, tracks, catalog, entry)
+    return feedback("like", choice, strategy, n, show_players, session, mood, tracks, catalog, entry, explicit)
 
 
 def skip(choice: int | None, strategy: str, n: float, show_players: bool, session: Session | None,
-         mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED, entry: int | None = None):
+         mood: MoodReading | None, tracks: list[Track] | None, catalog: str | None = EMBEDDED, entry: int | None = None,
+         explicit: bool = False):
     """Less like this track, and never again in this session."""
-    return feedback("skip", choice, strategy, n, show_players, session, mood, tracks, catalog, entry)
+    return feedback("skip", choice, strategy, n, show_players, session, mood, tracks, catalog, entry, explicit)
 
 
 def save_profile(session: Session | None, calibration: Calibration | None = None) -> str:
@@ -367,13 +399,19 @@ def set_journal(on: bool, keep_words: bool) -> str:
 def export_journal() -> str:
     if not JOURNAL.path.exists():
         return "The journal is empty."
-    return f"Exported to `{JOURNAL.export_csv(moodtune_home() / 'journal.csv')}`"
+    try:  # the demo's own export file in moodtune's folder: replaced each time (never a link or a device)
+        return f"Exported to `{JOURNAL.export_csv(moodtune_home() / 'journal.csv', force=True)}`"
+    except JournalError as exc:
+        return f"Not exported: {exc}"
 
 
 def delete_journal() -> tuple[bool, pd.DataFrame, str, str]:
-    deleted = JOURNAL.delete()
+    try:
+        note = "Journal deleted." if JOURNAL.delete() else "There was no journal."
+    except JournalError as exc:  # a link or another user's file: refused, and the page says why
+        note = f"Not deleted: {exc}"
     series, calendar, _ = week_view()
-    return False, week_plot(series), calendar, "Journal deleted." if deleted else "There was no journal."
+    return False, week_plot(series), calendar, note
 
 
 def live_face(frame, smoother: EmaSmoother | None):
@@ -443,6 +481,8 @@ def build_demo() -> gr.Blocks:
                             catalog = gr.Dropdown(catalog_names(), value=EMBEDDED, label="Catalog",
                                                   info="import more with: moodtune catalog import FILE / library scan DIR")
                             show_players = gr.Checkbox(False, label="Show Spotify players (loads from Spotify)")
+                            explicit = gr.Checkbox(False, label="Allow explicit titles", elem_id="explicit",
+                                                   info="Off: titles or artists with explicit words or slurs are hidden")
                         go = gr.Button("Analyze", variant="primary", elem_id="analyze-button")
                     with gr.Column():
                         mood_label = gr.Label(num_top_classes=7, label="Your mood", elem_id="mood-label")
@@ -464,6 +504,11 @@ def build_demo() -> gr.Blocks:
                                      interactive=False, column_widths=TRACK_WIDTHS, max_height=2000,  # every row
                                      datatype=["number", "str", "str", "str", "str", "markdown"])
                 players = gr.HTML()
+                # Only with a Spotify app's client id: saving needs the user's own sign-in (PKCE), never a secret.
+                with gr.Row(visible=bool(os.environ.get("SPOTIPY_CLIENT_ID"))):
+                    playlist_name = gr.Textbox("moodtune", label="Playlist name", max_length=100, scale=2)
+                    save_spotify = gr.Button("Save to Spotify (private playlist)", elem_id="save-spotify", scale=1)
+                spotify_note = gr.Markdown(elem_id="spotify-note")
                 with gr.Row():
                     pick = gr.Dropdown(choices=[], label="A track you liked or want to skip", type="value")
                     like_button = gr.Button("Like (more like this)")
@@ -492,21 +537,25 @@ def build_demo() -> gr.Blocks:
                     export = gr.Button("Export CSV")
                     delete = gr.Button("Delete my journal", variant="stop")
         mood_outputs = [mood_label, bars, plane, status, transcript, table, players, pick, faces_view]
-        analyze_inputs = [image, audio, text, strategy, n, show_players, session, catalog, every_face, calibration]
+        analyze_inputs = [image, audio, text, strategy, n, show_players, session, catalog, every_face, calibration,
+                          explicit]
         analyze_outputs = [*mood_outputs, entry, session, mood_state, tracks_state]
         for event in (go.click(backend_errors(analyze), analyze_inputs, analyze_outputs, api_name="analyze",
                                concurrency_limit=2),
                       text.submit(backend_errors(analyze), analyze_inputs, analyze_outputs, api_visibility="private")):
             event.then(show_correction, mood_state, correction_row, api_visibility="private")
         rec_outputs = [table, players, pick, session, tracks_state]
-        rec_inputs = [strategy, n, show_players, session, mood_state, catalog]
+        rec_inputs = [strategy, n, show_players, session, mood_state, catalog, explicit]
         strategy.change(backend_errors(recommend), rec_inputs, rec_outputs, api_name="recommend")
-        catalog.change(backend_errors(recommend), rec_inputs, rec_outputs, api_visibility="private")
-        feedback_inputs = [pick, strategy, n, show_players, session, mood_state, tracks_state, catalog, entry]
+        for changed in (catalog, explicit):
+            changed.change(backend_errors(recommend), rec_inputs, rec_outputs, api_visibility="private")
+        feedback_inputs = [pick, strategy, n, show_players, session, mood_state, tracks_state, catalog, entry, explicit]
+        save_spotify.click(save_to_spotify, [playlist_name, tracks_state, mood_state], spotify_note,
+                           api_visibility="private")
         like_button.click(backend_errors(like), feedback_inputs, rec_outputs, api_name="like")
         skip_button.click(backend_errors(skip), feedback_inputs, rec_outputs, api_name="skip")
         teach.click(backend_errors(correct), [feel, mood_state, calibration, entry, strategy, n, show_players, session,
-                                              catalog],
+                                              catalog, explicit],
                     [calibration, taught, mood_label, table, players, pick, tracks_state], api_name="correct")
         save.click(save_profile, [session, calibration], saved, api_visibility="private")
         demo.load(load_profile, None, [session, calibration, saved], api_visibility="private")

@@ -207,14 +207,70 @@ def fer_peer(data: Path | None) -> dict:
     return result
 
 
+def ranking_rows(quick: bool, repeat: int) -> list[tuple[str, str, str]]:
+    """Reading the embedded catalog cold, and ranking it and larger copies of it for one mood."""
+    from recommend import Catalog, target_path
+    from recommend.ranking import rank
+
+    out: list[tuple[str, str, str]] = []
+    code = ("import time;from recommend.catalog import load_catalog;t=time.perf_counter();c=load_catalog();"
+            "print(time.perf_counter()-t, len(c))")
+    cold = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                           check=True).stdout.split() for _ in range(5)]
+    out.append(("reading the embedded catalog, cold (imports excluded; median of 5 processes)",
+                f"{1000 * float(np.median([float(c[0]) for c in cold])):.0f} ms", f"{int(cold[0][1]):,} tracks"))
+    base = Catalog.default()
+    moods = [(v, a) for v in (-0.8, -0.3, 0.3, 0.8) for a in (-0.7, 0.0, 0.7)]
+    for strategy in ("match", "uplift"):
+        paths = [target_path(v, a, 10, strategy) for v, a in moods]
+        times = [timeit(lambda p=p: rank(base, p, n=10), max(3, repeat // 5), 1)[0] for p in paths]
+        out.append((f"ranking the embedded {len(base):,} tracks, {strategy} (top 10, MMR, artist cap)",
+                    f"p50 {np.median(times):.1f} ms", f"median over {len(moods)} moods"))
+    rng = np.random.default_rng(0)
+    for size in ([32_000] if quick else [32_000, 1_000_000]):
+        frame_big = base.frame.sample(size, replace=True, random_state=0).reset_index(drop=True)
+        for col, scale in (("valence", 0.03), ("energy", 0.03), ("danceability", 0.03), ("acousticness", 0.03),
+                           ("tempo", 3.0)):
+            lo, hi = (30, 250) if col == "tempo" else (0, 1)
+            frame_big[col] = np.clip(frame_big[col] + rng.normal(0, scale, size), lo, hi)
+        frame_big["id"] = [f"x{i}" for i in range(size)]
+        t = time.perf_counter()
+        big = Catalog(frame_big, name=f"{size}")
+        load_s = time.perf_counter() - t
+        for strategy in ("match", "uplift"):
+            targets = target_path(-0.5, 0.2, 10, strategy)
+            p50, p95 = timeit(lambda targets=targets: rank(big, targets, n=10), max(3, repeat // 5), 1)
+            out.append((f"ranking {size:,} tracks, {strategy} (top 10, MMR, artist cap)",
+                        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms", f"catalog build {load_s:.2f} s"))
+    return out
+
+
+def update_rows(path: Path, new: list[tuple[str, str, str]]) -> None:
+    """Replace the rows of ``path``'s table that ``new`` measured again (by their first cell); add the others."""
+    lines = path.read_text().splitlines()
+    fresh = {w: f"| {w} | {v} | {n} |" for w, v, n in new}
+    kept = [fresh.pop(line.split(" | ")[0][2:], None) or line if line.startswith("| ") else line for line in lines]
+    last = max(i for i, line in enumerate(kept) if line.startswith("| "))
+    write_atomic(path, "\n".join(kept[:last + 1] + list(fresh.values()) + kept[last + 1:]) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--write", action="store_true", help="also write docs/benchmarks.md")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and no 1M-track ranking (for CI)")
+    ap.add_argument("--only", choices=["ranking"], help="measure only the catalog and ranking rows (with --write: "
+                    "replace those rows of docs/benchmarks.md)")
     args = ap.parse_args()
     data = args.data if args.data.exists() else None
     repeat = 5 if args.quick else 30
+    if args.only == "ranking":
+        only = ranking_rows(args.quick, repeat)
+        for row in only:
+            print(f"{row[0]:<58} {row[1]:<22} {row[2]}", flush=True)
+        if args.write:
+            update_rows(ROOT / "docs" / "benchmarks.md", only)
+        return
     rows: list[tuple[str, str, str]] = []
 
     def add(what: str, value: str, note: str = "") -> None:
@@ -238,8 +294,6 @@ def main() -> None:
         f"torch imported: {torch_loaded}")
 
     from fusion import MoodEngine
-    from recommend import Catalog, target_from_va
-    from recommend.ranking import rank
 
     engine = MoodEngine()
     frame = webcam_frame(data)
@@ -336,22 +390,8 @@ def main() -> None:
     p50, p95 = timeit(full, max(3, repeat // 5), 1)
     add("full analyze (face + voice + transcript + text ×2) + recommend", f"p50 {p50:.0f} ms, p95 {p95:.0f} ms")
 
-    base = Catalog.default()
-    rng = np.random.default_rng(0)
-    for size in ([32_000] if args.quick else [32_000, 1_000_000]):
-        frame_big = base.frame.sample(size, replace=True, random_state=0).reset_index(drop=True)
-        for col, scale in (("valence", 0.03), ("energy", 0.03), ("danceability", 0.03), ("acousticness", 0.03),
-                           ("tempo", 3.0)):
-            lo, hi = (30, 250) if col == "tempo" else (0, 1)
-            frame_big[col] = np.clip(frame_big[col] + rng.normal(0, scale, size), lo, hi)
-        frame_big["id"] = [f"x{i}" for i in range(size)]
-        t = time.perf_counter()
-        big = Catalog(frame_big, name=f"{size}")
-        load_s = time.perf_counter() - t
-        targets = [target_from_va(-0.5, 0.2)]
-        p50, p95 = timeit(lambda: rank(big, targets, n=10), max(3, repeat // 5), 1)
-        add(f"ranking {size:,} tracks (top 10, MMR, artist cap)", f"p50 {p50:.1f} ms, p95 {p95:.1f} ms",
-            f"catalog build {load_s:.2f} s")
+    for row in ranking_rows(args.quick, repeat):
+        add(*row)
     add(*journal_benchmark())
     add("peak RSS of this benchmark process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 

@@ -57,8 +57,20 @@ def ray_pids() -> list[int]:
     out = []
     for p in psutil.process_iter(["name", "cmdline"]):
         line = " ".join(p.info["cmdline"] or [])
-        if p.info["name"] in ("raylet", "gcs_server") or "ray::" in line or "ray/_private" in line:
+        if p.info["name"] in ("raylet", "gcs_server") or "ray::" in line or any(
+                f"ray/{part}/" in line for part in ("_private", "autoscaler", "dashboard")):  # monitor, dashboard too
             out.append(p.pid)
+    return out
+
+
+def listeners(processes: list[psutil.Process]) -> set[str]:
+    """The addresses these processes listen on (TCP)."""
+    out = set()
+    for p in processes:
+        try:
+            out |= {c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
     return out
 
 
@@ -171,6 +183,35 @@ def overhead(call_http: Callable[[], Any], call_local: Callable[[], Any], n: int
     return timeit(call_http, n, 5)[0], timeit(call_local, n, 5)[0]
 
 
+JOINING = """## Ray: a private cluster, or joining one (token authentication)
+
+Without `RAY_ADDRESS` or `--ray-address`, `moodtune serve --ray` starts a private one-machine cluster for itself: node
+address 127.0.0.1 (Ray's single-machine mode, `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`; otherwise Ray 2.60 swaps
+127.0.0.1 for the machine's network address), no dashboard, every Ray listener on loopback, and token authentication
+on with a one-time token that lives only in that cluster's environment (nothing is written to `~/.ray`). SIGTERM or
+Ctrl-C takes the deployment down and stops every process of that cluster, Ray's agents included (they outlive their
+raylet for minutes otherwise).
+
+To join a cluster started with `ray start`, give every node and moodtune the same token. Ray 2.59+ turns token
+authentication on for a cluster that `ray.init` starts and keeps its token in `~/.ray/auth_token`; `ray start` turns it
+on too when it finds that file, but a driver that joins does not send it, and was refused (`InvalidAuthToken`).
+moodtune follows `ray start`'s rule when it joins: with `RAY_AUTH_MODE` unset and a token at hand (`RAY_AUTH_TOKEN`,
+`RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`) it sends the token (checked against clusters with authentication on and
+off). On several machines:
+
+```bash
+ray get-auth-token --generate           # once: writes ~/.ray/auth_token; copy it to every node (owner-only)
+export RAY_AUTH_MODE=token              # on every node, and where moodtune runs
+ray start --head --disable-usage-stats  # the head; on the others: ray start --address HEAD_IP:6379 --disable-usage-stats
+moodtune serve --ray --ray-address auto --replicas N   # on the head (add --host and MOODTUNE_API_KEY to serve beyond it)
+```
+
+`RAY_AUTH_TOKEN=<token>` in the environment works instead of the file (it wins over it); `RAY_AUTH_MODE=disabled` on
+every node turns authentication off (a trusted network only). A refused token is one line from moodtune: `cannot join
+the Ray cluster at ...` with a pointer here. `tests/test_ray_serve.py` starts its cluster this way, with a token of its
+own in the environment, so a token left in `~/.ray` or another cluster beside it changes nothing."""
+
+
 def closing(rows: list[tuple[str, dict[str, Any], float, float, float, str]]) -> str:
     """What the rows mean on this machine, from the rows themselves."""
     rps = {name.split(" (")[0]: r["rps"] for name, r, *_ in rows}
@@ -272,7 +313,10 @@ def main() -> None:
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
     replica_mb: list[float] = []
     if ray_cli and not args.skip_ray:
-        ray_env = {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        from interfaces.ray_serve import private_cluster_environment
+
+        ray_env = dict(env)
+        private_cluster_environment(ray_env)  # loopback, and a token of its own (docs/serving.md, last section)
         for replicas in ("1", "2", "1-2"):
             gcs = free_port()
             subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}",
@@ -323,7 +367,7 @@ def main() -> None:
                   "threads, 1 by default); the Ray processes around them (GCS, raylet, Serve controller and proxy) "
                   "cost the rest of the cluster row. To size a cluster: replicas ≈ cores ÷ threads per replica, "
                   "memory ≈ replicas × that figure + about 1 GB per node."]
-    lines += ["", closing(rows)]
+    lines += ["", closing(rows), "", JOINING]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:

@@ -31,6 +31,7 @@ MAX_LOG = 3.0                # no parameter goes beyond ×20 or ÷20
 SIGNAL_NAMES = {"face": "face", "voice": "voice", "text": "typed words", "speech_text": "spoken words"}
 SIGNAL_WORDS = {"face": "face reads", "voice": "voice reads", "text": "typed words read",
                 "speech_text": "spoken words read"}
+SIGNALS = tuple(SIGNAL_WORDS)  # the only signals a correction may name (made-up ones made the fit take a minute)
 MORE = {"angry": "angrier", "disgust": "more disgusted", "fear": "more afraid", "happy": "happier",
         "sad": "sadder", "surprise": "more surprised", "neutral": "calmer (more neutral)"}
 LESS = {"angry": "less angry", "disgust": "less disgusted", "fear": "less afraid", "happy": "less happy",
@@ -61,21 +62,28 @@ class Correction:
         emotion = d["emotion"]
         if emotion not in EMOTIONS:
             raise ValueError(f"unknown emotion {emotion!r}")
-        signals, models = {}, {}
-        for m, s in dict(d["signals"]).items():
-            p = tuple(float(x) for x in s["probabilities"])
-            w = float(s["weight"])
-            if len(p) != len(EMOTIONS) or not np.all(np.isfinite(p)) or min(p) < 0 or not np.isfinite(w) or w < 0:
-                raise ValueError(f"signal {m!r}: expected {len(EMOTIONS)} probabilities and a weight ≥ 0")
-            signals[str(m)] = (p, w)
-            models[str(m)] = str(s.get("model", ""))  # "": saved before corrections recorded their model
-        return cls(emotion, signals, str(d.get("time", "")), models)
+        signals = dict(_checked_signal(m, s["probabilities"], s["weight"]) for m, s in dict(d["signals"]).items())
+        # "": saved before corrections recorded the model that read each signal (dropped by for_models)
+        models = {str(m): str(s.get("model", ""))[:200] for m, s in dict(d["signals"]).items()}
+        return cls(emotion, signals, str(d.get("time", ""))[:40], models)
 
     def for_models(self, current: Mapping[str, str]) -> "Correction":
         """This correction without the signals whose model is not the ``current`` one (signal → model name;
         a signal missing from ``current`` is kept: nothing says its model changed)."""
         keep = {m: v for m, v in self.signals.items() if m not in current or self.models.get(m) == current[m]}
         return replace(self, signals=keep, models={m: self.models.get(m, "") for m in keep})
+
+
+def _checked_signal(m: Any, probabilities: Any, weight: Any) -> tuple[str, tuple[tuple[float, ...], float]]:
+    """(signal, (probabilities, weight)) once they are a known signal, seven finite probabilities and a weight ≥ 0."""
+    if m not in SIGNALS:
+        raise ValueError(f"unknown signal {str(m)[:40]!r}; expected one of {', '.join(SIGNALS)}")
+    p = tuple(float(x) for x in list(probabilities)[:len(EMOTIONS) + 1])
+    w = float(weight)
+    if len(p) != len(EMOTIONS) or not np.all(np.isfinite(p)) or min(p) < 0 or max(p) > 1 + 1e-6 \
+            or not np.isfinite(w) or w < 0:
+        raise ValueError(f"signal {m!r}: expected {len(EMOTIONS)} probabilities from 0 to 1 and a finite weight ≥ 0")
+    return str(m), (p, w)
 
 
 @dataclass(frozen=True)
@@ -100,13 +108,16 @@ class Calibration:
         if emotion not in EMOTIONS:
             raise CalibrationError(f"unknown emotion {emotion!r}; choose one of {', '.join(EMOTIONS)}")
         signals, models = {}, {}
-        for m, r in readings.items():
-            if r.ok and weights.get(m, 0.0) > 0:
-                raw = r.extras.get("uncalibrated", r.probabilities)
-                factor = self.weight_factors_.get(m, 1.0)  # the mood's weight had it: store the uncalibrated one
-                signals[m] = (tuple(round(float(raw.get(e, 0.0)), 5) for e in EMOTIONS),
-                              round(float(weights[m]) / factor, 5))
-                models[m] = r.model
+        try:  # a mood from a client: its signals and numbers are checked like a stored correction's
+            for m, r in readings.items():
+                if r.ok and weights.get(m, 0.0) > 0:
+                    raw = r.extras.get("uncalibrated", r.probabilities)
+                    factor = self.weight_factors_.get(m, 1.0)  # the mood's weight had it: store the uncalibrated one
+                    _, signals[m] = _checked_signal(m, [round(float(raw.get(e, 0.0)), 5) for e in EMOTIONS],
+                                                    round(float(weights[m]) / factor, 5))
+                    models[m] = str(r.model)[:200]
+        except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+            raise CalibrationError(f"the mood cannot be learned from: {str(exc)[:200]}") from exc
         if not signals:
             raise CalibrationError("this mood used no signal, so there is nothing to learn from the correction")
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -181,8 +192,8 @@ class Calibration:
             if not isinstance(d, Mapping) or not isinstance(d.get("corrections", []), list):
                 raise ValueError("expected an object with a list of 'corrections'")
             corrections = tuple(Correction.from_dict(c) for c in d.get("corrections", [])[-MAX_CORRECTIONS:])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CalibrationError(f"not a moodtune calibration ({exc})") from exc
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: a 400-digit integer
+            raise CalibrationError(f"not a moodtune calibration ({str(exc)[:200]})") from exc
         # a client sends the same calibration with every request: fit it once
         return _fit_once(tuple((c.emotion, c.time, tuple(sorted((m, p, w, c.models.get(m, ""))
                                                                 for m, (p, w) in c.signals.items())))
@@ -226,23 +237,32 @@ def fit_calibration(corrections: tuple[Correction, ...], weight_penalty: float =
         p = np.exp(logits - logits.max(-1, keepdims=True))
         return p / p.sum(-1, keepdims=True)
 
+    onehot = np.eye(k)[truth]
     biases = np.zeros((s, k))
     for j in range(s):
         seen = weights[:, j] > 0
 
-        def signal_loss(b: np.ndarray, j: int = j, seen: np.ndarray = seen) -> float:
-            p = shifted(j, b)[seen, truth[seen]]
-            return float(-np.log(np.clip(p, 1e-9, None)).sum() + bias_penalty * (b ** 2).sum())
+        # loss and its gradient (L-BFGS with an exact gradient: 200 corrections fit in milliseconds, where finite
+        # differences took 0.2 s)
+        def signal_loss(b: np.ndarray, j: int = j, seen: np.ndarray = seen) -> tuple[float, np.ndarray]:
+            p = shifted(j, b)[seen]
+            nll = -np.log(np.clip(p[np.arange(len(p)), truth[seen]], 1e-9, None)).sum()
+            grad = (p - onehot[seen]).sum(0) + 2 * bias_penalty * b
+            return float(nll + bias_penalty * (b ** 2).sum()), grad
 
-        biases[j] = minimize(signal_loss, np.zeros(k), method="L-BFGS-B", bounds=[(-MAX_LOG, MAX_LOG)] * k).x
+        biases[j] = minimize(signal_loss, np.zeros(k), jac=True, method="L-BFGS-B",
+                             bounds=[(-MAX_LOG, MAX_LOG)] * k).x
     calibrated = np.stack([shifted(j, biases[j]) for j in range(s)], 1)
+    true_p = calibrated[np.arange(n), :, truth]  # (n, s): each signal's calibrated probability of the truth
 
-    def fused_loss(g: np.ndarray) -> float:
+    def fused_loss(g: np.ndarray) -> tuple[float, np.ndarray]:
         w = weights * np.exp(g)[None]
-        fused = (w[..., None] * calibrated).sum(1) / np.clip(w.sum(1, keepdims=True), 1e-12, None)
-        nll = -np.log(np.clip(fused[np.arange(n), truth], 1e-9, None)).sum()
-        return float(nll + weight_penalty * (g ** 2).sum())
+        total = np.clip(w.sum(1), 1e-12, None)
+        fused = np.clip((w * true_p).sum(1) / total, 1e-9, None)
+        # d fused_i / d g_j = w_ij (true_p_ij - fused_i) / total_i
+        grad = -(w * (true_p - fused[:, None]) / (total * fused)[:, None]).sum(0) + 2 * weight_penalty * g
+        return float(-np.log(fused).sum() + weight_penalty * (g ** 2).sum()), grad
 
-    g = minimize(fused_loss, np.zeros(s), method="L-BFGS-B", bounds=[(-MAX_LOG, MAX_LOG)] * s).x
+    g = minimize(fused_loss, np.zeros(s), jac=True, method="L-BFGS-B", bounds=[(-MAX_LOG, MAX_LOG)] * s).x
     return Calibration(corrections, {m: round(float(np.exp(g[j])), 4) for j, m in enumerate(signals)},
                        {m: tuple(round(float(x), 4) for x in biases[j]) for j, m in enumerate(signals)})

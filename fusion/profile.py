@@ -47,8 +47,11 @@ class Profile:
     def save(self, path: str | Path) -> Path:
         """Write the profile as JSON (a temp file, then renamed: a failed write leaves the old one)."""
         path = Path(path).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(self.to_dict(), indent=1))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(self.to_dict(), indent=1))
+        except OSError as exc:  # a read-only folder, a full disk: the profile on disk stays as it was
+            raise ProfileError(f"cannot save the profile {path} ({exc.strerror})") from exc
         return path
 
     @classmethod
@@ -62,8 +65,10 @@ class Profile:
             raise ProfileError(f"{path} is not a profile file (missing, not a regular file, or too large)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProfileError(f"{path} is not a valid moodtune profile ({exc})") from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: deep nesting
+            raise ProfileError(f"{path} is not a valid moodtune profile ({str(exc)[:200] or 'nested too deeply'})") from exc
+        except OSError as exc:
+            raise ProfileError(f"{path} cannot be read ({exc.strerror})") from exc
         try:
             return cls.from_dict(data)
         except ProfileError as exc:

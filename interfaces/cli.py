@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -25,6 +26,22 @@ app.add_typer(journal_app, name="journal")
 console = Console()
 err = Console(stderr=True)
 
+
+
+def one_line(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command whose moodtune errors (a corrupt journal, a read-only folder...) are one red line and exit 2."""
+    def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)  # typer reads the wrapped signature
+        def run(*args: Any, **kwargs: Any) -> Any:
+            from multimodal.errors import MoodtuneError
+
+            try:
+                return command(*args, **kwargs)
+            except MoodtuneError as exc:
+                err.print(f"[red]{what}:[/red] {exc}", soft_wrap=True)
+                raise typer.Exit(2) from exc
+        return run
+    return wrap
 
 
 def _load_catalog(name: str | None):
@@ -92,6 +109,14 @@ def analyze(
     feel: Optional[str] = typer.Option(None, "--feel", help="What you really feel (one of the seven emotions): "
                                        "learned into --profile, so the next readings fit you better."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object for machines."),
+    explicit: bool = typer.Option(False, "--explicit", help="Also list tracks whose title or artist has explicit "
+                                  "words or slurs (hidden by default)."),
+    export: Optional[Path] = typer.Option(None, "--export", dir_okay=False, help="Also write the list to this file: "
+                                          "an .m3u/.m3u8 playlist (local files or Spotify links) or a .csv table."),
+    force: bool = typer.Option(False, "--force", help="With --export: replace an existing file."),
+    save_playlist: Optional[str] = typer.Option(None, "--save-playlist", metavar="NAME", help="Also save the list "
+                                                "as a private playlist NAME in your Spotify account (needs "
+                                                "SPOTIPY_CLIENT_ID; signs you in once: see 'moodtune spotify')."),
 ) -> None:
     """Fuse the given signals into one mood and recommend music for it."""
     from recommend import STRATEGIES
@@ -116,6 +141,7 @@ def analyze(
         raise typer.BadParameter("--feel needs --profile FILE: the file where what you teach moodtune is kept")
     if text is None and image is None and audio is None:
         raise typer.BadParameter("give at least one of --text, --image, --audio")
+    check_keep(export, force, save_playlist)
     from interfaces.journal import Journal
     from multimodal.errors import MoodtuneError
 
@@ -129,10 +155,9 @@ def analyze(
     with console.status("reading your mood…", spinner="dots") if not as_json else nullcontext():
         mood = engine.analyze(image=str(image) if image else None, audio=str(audio) if audio else None, text=text,
                               faces=faces, profile=profile)
-        # with --feel the music is for the mood the user gave, in this run: the correction is seen at once
         shown = mood.given(feel) if feel is not None and mood.ok else mood
-        tracks = engine.recommend(shown, n=n, strategy=strategy,
-                                  session=profile.session if profile else None) if shown.ok else []
+        tracks = engine.recommend(shown, n=n, strategy=strategy, session=profile.session if profile else None,
+                                  allow_explicit=explicit) if shown.ok else []
         note = ""
         if tracks and spotify != "off":
             from recommend import target_from_va
@@ -140,19 +165,22 @@ def analyze(
 
             tracks, note = with_spotify(tracks, target_from_va(shown.valence, shown.arousal), SpotifyClient(),
                                         source="spotify" if spotify == "search" else "catalog", n=n)
-    learned: list[str] = []
+    journal_problem = saved_problem = None
     try:
         with Journal() as journal:
             entry = journal.record_analysis(mood, strategy, words=text)
             if feel is not None and mood.ok:
                 journal.record_correction(entry, feel)
-        if feel is not None and profile is not None and profile_file is not None and mood.ok:
+    except MoodtuneError as exc:  # the mood is still shown; the journal's trouble is one line after it
+        journal_problem = exc
+    learned: list[str] = []
+    if feel is not None and profile is not None and profile_file is not None and mood.ok:
+        try:
             profile = engine.correct(mood, feel, profile)
             profile.save(profile_file)
             learned = profile.calibration.explain()
-    except MoodtuneError as exc:
-        err.print(f"[red]not saved:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        except MoodtuneError as exc:
+            saved_problem = exc
     dropped = mood.extras.get("calibration_note", "")
     if as_json:
         print(json.dumps({"mood": mood.to_dict(), "given": shown.to_dict() if shown is not mood else None,
@@ -171,40 +199,138 @@ def analyze(
             console.print(tracks_table(tracks, strategy if shown is mood else f"{strategy}, for {feel}"))
         if note:
             console.print(f"spotify: {note}")
-        if feel is not None:
+        if feel is not None and saved_problem is None:
             console.print(f"learned into {profile_file}: " + ("; ".join(learned) if learned else "nothing (no signal)"))
+    hidden = 0 if explicit or not tracks else int(cat.explicit.sum())
+    if hidden and not as_json:
+        console.print(f"{hidden:,} tracks of the catalog have explicit words in their title or artist and are hidden "
+                      "(--explicit lists them)")
+    kept = not (export or save_playlist) or keep_list(tracks, export, force, save_playlist, mood, quiet=as_json)
+    if journal_problem is not None:
+        err.print(f"[yellow]warning: not written to the journal:[/yellow] {journal_problem}", soft_wrap=True)
+    if saved_problem is not None:
+        err.print(f"[red]not learned:[/red] {saved_problem}", soft_wrap=True)
+    if saved_problem is not None or not kept:
+        raise typer.Exit(2)
     if not mood.ok:
         raise typer.Exit(1)
 
 
+def check_keep(export: Path | None, force: bool, playlist: str | None) -> None:
+    """Refuse --export and --save-playlist that cannot work before any model loads."""
+    from multimodal.errors import MoodtuneError
+    from recommend.playlists import check_target
+    from recommend.spotify_user import SpotifyUser
+
+    if export is not None:
+        try:
+            check_target(export, force)
+        except MoodtuneError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--export") from None
+    if playlist is not None:
+        user = SpotifyUser()
+        try:
+            if not user.available:
+                raise typer.BadParameter("needs SPOTIPY_CLIENT_ID (your Spotify app's client id)")
+            if not user.signed_in():
+                raise typer.BadParameter("not signed in: run 'moodtune spotify login' once first")
+        except MoodtuneError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--save-playlist") from None
+        except typer.BadParameter as exc:
+            exc.param_hint = "--save-playlist"
+            raise
+
+
+def keep_list(tracks, export: Path | None, force: bool, playlist: str | None, mood, quiet: bool = False) -> bool:
+    """Write the list to a file and/or save it to Spotify; one line each for what happened. False if one failed
+    (the list itself was printed already, so nothing is lost)."""
+    from multimodal.errors import MoodtuneError
+    from recommend.playlists import export_playlist
+    from recommend.spotify_user import SpotifyUser
+
+    say = err.print if quiet else console.print
+    if not tracks:
+        err.print("[red]no tracks to keep:[/red] nothing was exported or saved")
+        return False
+    ok = True
+    if export is not None:
+        try:
+            say(f"list written to {export_playlist(tracks, export, force=force)}")
+        except MoodtuneError as exc:
+            err.print(f"[red]not written:[/red] {exc}")
+            ok = False
+    if playlist is not None:
+        try:
+            saved = SpotifyUser().save_playlist(playlist, tracks, description=f"moodtune: {mood.top_emotion} "
+                                                f"(valence {mood.valence:+.2f}, arousal {mood.arousal:+.2f})")
+            say(f"saved to Spotify as a private playlist ({saved.added} tracks){': ' + saved.url if saved.url else ''}")
+        except MoodtuneError as exc:
+            err.print(f"[red]not saved to Spotify:[/red] {exc}")
+            ok = False
+    return ok
+
+
+spotify_app = typer.Typer(no_args_is_help=True, help="Your Spotify account, for --save-playlist (private playlists "
+                          "only; the sign-in is kept in $MOODTUNE_HOME until you log out).")
+app.add_typer(spotify_app, name="spotify")
+
+
+@spotify_app.command("login")
+def spotify_login() -> None:
+    """Sign in to Spotify once (a browser tab asks you); needs SPOTIPY_CLIENT_ID and the redirect URI
+    http://127.0.0.1:8888/callback (or MOODTUNE_SPOTIFY_PORT) registered for your app."""
+    from multimodal.errors import MoodtuneError
+    from recommend.spotify_user import SpotifyUser, token_path
+
+    try:
+        SpotifyUser().login(say=console.print)
+    except MoodtuneError as exc:
+        err.print(f"[red]not signed in:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"signed in; the token is kept in {token_path()} until 'moodtune spotify logout'")
+
+
+@spotify_app.command("logout")
+def spotify_logout() -> None:
+    """Forget your Spotify sign-in (deletes the token moodtune kept)."""
+    from recommend.spotify_user import logout, token_path
+
+    try:
+        gone = logout()
+    except OSError as exc:
+        err.print(f"[red]could not remove {token_path()}:[/red] {exc.strerror or exc}")
+        raise typer.Exit(2) from None
+    console.print("signed out; the token is deleted" if gone else "you were not signed in")
+
+
 @catalog_app.command("import")
+@one_line("cannot import")
 def catalog_import(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A CSV with audio features."),
                    name: Optional[str] = typer.Option(None, help="Name to use with --catalog (default: file stem)."),
                    force: bool = typer.Option(False, "--force", help="Replace an imported catalog of the same name.")) -> None:
     """Check a CSV (TidyTuesday, Kaggle Tracks, Kaggle 1921-2020 schemas) and keep a clean copy for --catalog."""
-    from recommend import Catalog, CatalogError
+    from recommend import Catalog
     from recommend.catalog import check_catalog_name, save_user_catalog
 
-    try:
-        name = check_catalog_name(name or file.stem)  # before the file is read
-        cat = Catalog.from_csv(file)
-        save_user_catalog(cat, name, force=force)
-    except CatalogError as exc:
-        err.print(f"[red]cannot import:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    name = check_catalog_name(name or file.stem)  # before the file is read
+    cat = Catalog.from_csv(file)
+    save_user_catalog(cat, name, force=force)
     console.print(f"imported {cat.report} → use it with --catalog {shlex.quote(name)}")
 
 
 @catalog_app.command("info")
+@one_line("catalog")
 def catalog_info(catalog: Optional[str] = typer.Argument(None, help="CSV path or imported name (default: embedded).")) -> None:
     """Show a catalog's size, genres and feature ranges."""
     cat = _load_catalog(catalog)
     console.print(f"{cat!r}: {cat.report}")
     console.print(cat.frame[["valence", "energy", "danceability", "tempo", "acousticness"]].describe().round(3).to_string())
-    console.print("genres: " + ", ".join(f"{g} ({c})" for g, c in cat.frame["genre"].value_counts().head(12).items()))
+    console.print("genres: " + ", ".join(f"{g or 'no genre'} ({c:,})"
+                                         for g, c in cat.frame["genre"].value_counts().head(12).items()))
 
 
 @library_app.command("scan")
+@one_line("cannot scan")
 def library_scan(folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A folder of music files."),
                  name: str = typer.Option("library", help="Name to use with --catalog."),
                  force: bool = typer.Option(False, "--force", help="Replace a catalog of the same name.")) -> None:
@@ -213,21 +339,18 @@ def library_scan(folder: Path = typer.Argument(..., exists=True, file_okay=False
     from recommend.catalog import USER_CATALOG_DIR, check_catalog_name, save_user_catalog
     from recommend.library import scan
 
-    try:
-        check_catalog_name(name)
-        if (USER_CATALOG_DIR / f"{name}.csv").exists() and not force:
-            raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force")
-        cat, failed = scan(folder)
-        save_user_catalog(cat, name, force=force)
-    except CatalogError as exc:
-        err.print(f"[red]cannot scan:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    check_catalog_name(name)
+    if (USER_CATALOG_DIR / f"{name}.csv").exists() and not force:
+        raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force")
+    cat, failed = scan(folder)
+    save_user_catalog(cat, name, force=force)
     console.print(f"{len(cat):,} tracks scanned (features are estimates) → use them with --catalog {shlex.quote(name)}")
     for f in failed:
         err.print(f"[yellow]skipped[/yellow] {f}")
 
 
 @journal_app.callback(invoke_without_command=True)
+@one_line("journal")
 def journal_week(ctx: typer.Context, days: int = typer.Option(7, "--days", min=1, max=366,
                                                                 help="How many days to show.")) -> None:
     """Your last days, one row per day (the default command)."""
@@ -253,6 +376,7 @@ def journal_week(ctx: typer.Context, days: int = typer.Option(7, "--days", min=1
 
 
 @journal_app.command("on")
+@one_line("journal")
 def journal_on(keep_words: bool = typer.Option(False, "--keep-words", help="Also keep what you type.")) -> None:
     """Start keeping a journal of your moods on this computer."""
     from interfaces.journal import Journal
@@ -263,6 +387,7 @@ def journal_on(keep_words: bool = typer.Option(False, "--keep-words", help="Also
 
 
 @journal_app.command("off")
+@one_line("journal")
 def journal_off() -> None:
     """Stop keeping the journal (what is in it stays until `moodtune journal delete`)."""
     from interfaces.journal import Journal
@@ -273,15 +398,19 @@ def journal_off() -> None:
 
 
 @journal_app.command("export")
-def journal_export(file: Path = typer.Argument(..., dir_okay=False, help="The CSV file to write.")) -> None:
-    """Every entry of the journal as CSV."""
+@one_line("journal not exported")
+def journal_export(file: Path = typer.Argument(..., dir_okay=False, help="The CSV file to write."),
+                   force: bool = typer.Option(False, "--force", help="Replace FILE if it exists (only a regular "
+                                                                     "file of your own).")) -> None:
+    """Every entry of the journal as CSV (never over an existing file without --force)."""
     from interfaces.journal import Journal
 
     with Journal() as journal:
-        console.print(f"{len(journal.events()):,} entries → {journal.export_csv(file)}")
+        console.print(f"{len(journal.events()):,} entries → {journal.export_csv(file, force=force)}")
 
 
 @journal_app.command("delete")
+@one_line("journal")
 def journal_delete(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
     """Delete the whole journal, now (it is also turned off)."""
     from interfaces.journal import Journal
@@ -328,17 +457,33 @@ def live(camera: Optional[int] = typer.Option(None, "--camera", help="Webcam ind
 
 
 @app.command()
-def evaluate(data: Optional[Path] = typer.Option(None, "--data", help="The data folder (see its README; default: "
+def evaluate(what: str = typer.Argument("models", help="models (every signal and the fusion study) or music (does "
+                                        "the list carry the asked mood? listener-rated songs, artist folds)"),
+             data: Optional[Path] = typer.Option(None, "--data", help="The data folder (see its README; default: "
                                                  "$MOODTUNE_DATA or ../shared/data beside the checkout)."),
              out: Path = typer.Option(Path("moodtune-evaluation"), "--out",
                                       help="Folder for <signal>/metrics.json, the model cards and fusion_metrics.json "
                                            "(from a checkout, --out models updates the repository's own)."),
              write: bool = typer.Option(True, help="Write the results to --out.")) -> None:
-    """Accuracy, macro-F1, recall, confusion, calibration per signal, and the fusion study on triplets."""
-    from models.evaluation import run
+    """Accuracy, macro-F1, recall, confusion, calibration per signal, and the fusion study on triplets; or, with
+    'music', the music-mood check (r per dimension, leakage, corners, uplift: recommend/MUSIC_CARD.md)."""
     from multimodal.datasets import default_data_dir
 
+    if what not in ("models", "music"):
+        raise typer.BadParameter("choose models or music", param_hint="WHAT")
     data = data or default_data_dir()
+    if what == "music":
+        if data is None or not (data / "music" / "music_mood_dev.csv").exists():
+            err.print(f"[red]no music_mood_dev.csv under {data}/music[/red] (pass --data or set MOODTUNE_DATA)")
+            raise typer.Exit(2)
+        from models.music.mood_study import main as music_study
+
+        if write:
+            (out / "music").mkdir(parents=True, exist_ok=True)
+        music_study(["--data", str(data), *(["--write", str(out / "music" / "metrics.json")] if write else [])])
+        return
+    from models.evaluation import run
+
     if data is None or not (data / "face").exists():
         err.print(f"[red]no data at {data}[/red] (expected the folder described in ../shared/data/README.md; "
                   "pass --data or set MOODTUNE_DATA)")
@@ -382,38 +527,81 @@ def evaluate(data: Optional[Path] = typer.Option(None, "--data", help="The data 
     console.print(t3)
 
 
+MAX_CONNECTIONS = 512  # open connections one `moodtune serve` process holds
+
+
+def _bound_socket(host: str, port: int):
+    """A listening socket on ``host:port``, before any model loads (a taken port fails at once, in one line)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:  # taken, not an address of this computer, a privileged port...
+        sock.close()
+        err.print(f"[red]cannot listen on {host}:{port}:[/red] {exc.strerror or exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)  # --workers: uvicorn's worker processes share it
+    return sock
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to bind (default: this computer only; elsewhere, set "
                                                      "MOODTUNE_API_KEY and put TLS in a reverse proxy)."),
-          port: int = typer.Option(8000),
-          workers: int = typer.Option(1, "--workers", help="Processes (uvicorn's word); each loads and warms its own "
-                                                          "models and runs them on 2 pool threads × 1 math thread."),
+          port: int = typer.Option(8000, help="TCP port (1-65535)."),
+          workers: int = typer.Option(1, "--workers", min=1, max=64, help="Processes (uvicorn's word); each loads "
+                                      "and warms its own models and runs them on 2 pool threads × 1 math thread."),
           ray: bool = typer.Option(False, "--ray", help="Serve on Ray Serve (pip install 'moodtune[serve]'): "
                                    "--replicas copies of the engine, on this machine or a Ray cluster."),
           replicas: str = typer.Option("2", "--replicas", help="With --ray: how many replicas (e.g. 2), or a range "
                                        "to autoscale within (e.g. 1-4)."),
           threads: int = typer.Option(1, "--threads", min=1, help="With --ray: CPUs (and math threads) per replica."),
           ray_address: Optional[str] = typer.Option(None, "--ray-address", help="With --ray: the cluster to join "
-                                                    "(default: RAY_ADDRESS, else a running local one, else a new one).")) -> None:
+                                                    "(default: RAY_ADDRESS, else a new private cluster on 127.0.0.1; 'auto': the one running here).")) -> None:
     """Serve the HTTP API (FastAPI): POST /v1/analyze, /v1/recommend, /v1/feedback, /v1/correct; GET /healthz,
     /v1/catalogs; /docs."""
     import os
 
+    if not 1 <= port <= 65535:  # before anything loads (the OS would take 70000 modulo 65536)
+        err.print(f"[red]--port:[/red] {port} is not a TCP port (1-65535)", soft_wrap=True)
+        raise typer.Exit(2)
     if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get("MOODTUNE_API_KEY"):
         err.print("[yellow]warning:[/yellow] serving beyond this computer without MOODTUNE_API_KEY: anyone who can "
                   "reach the port can use it")
     if ray:
         from interfaces.ray_serve import RayUnavailable, ReplicasError, run
 
+        _bound_socket(host, port).close()  # a taken port is one line now, not after Ray has started
         try:
-            run(host=host, port=port, replicas=replicas, threads=threads, address=ray_address)
+            run(host=host, port=port, replicas=replicas, threads=threads, address=ray_address,
+                on_ready=lambda: print(f"moodtune serving on {_url(host, port)} (Ray Serve)", flush=True))
         except (RayUnavailable, ReplicasError) as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
         return
     import uvicorn
 
-    uvicorn.run("interfaces.http:create_app", factory=True, host=host, port=port, workers=workers, log_level="warning")
+    sock = _bound_socket(host, port)  # bind first: /healthz answers 503 "loading" while the models warm
+    print(f"moodtune serving on {_url(host, *sock.getsockname()[1:2])} (loading models…)", flush=True)
+    # limit_concurrency: beyond that many open connections uvicorn answers 503 instead of holding them
+    from interfaces.protocol import HeaderDeadlineProtocol
+
+    config = uvicorn.Config("interfaces.http:serving_app", factory=True, workers=workers, log_level="warning",
+                            timeout_graceful_shutdown=10, limit_concurrency=MAX_CONNECTIONS, http=HeaderDeadlineProtocol)
+    server = uvicorn.Server(config)
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])
 
 
 @app.command()

@@ -10,6 +10,7 @@ mode with full sync, so a crash loses at most the entry being written.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
@@ -19,10 +20,11 @@ from typing import Any
 import pandas as pd
 
 from multimodal.errors import MoodtuneError
-from multimodal.files import moodtune_home, write_atomic
+from multimodal.files import create_exclusive, moodtune_home, not_own_file, write_user_file
 from multimodal.labels import EMOTIONS
 
 KINDS = ("analysis", "like", "skip", "correction")
+LOCK_WAIT_S = 3.0  # how long a write waits for another process's lock before it gives up (and says so)
 MAX_WORDS = 2000  # characters of typed text kept, when the user keeps their words
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
@@ -59,6 +61,7 @@ class Journal:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path).expanduser() if path else default_path()
         self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] = (0, 0)  # (device, inode) of the file the connection opened
         self._lock = threading.Lock()
 
     # -- connection ---------------------------------------------------------------------------
@@ -69,21 +72,59 @@ class Journal:
         return conn
 
     def _connect(self, create: bool = False) -> sqlite3.Connection | None:
+        if self._conn is not None and not self._still_there():
+            # deleted (or replaced) by another process: stop writing into a file nobody can see
+            self._conn.close()
+            self._conn = None
         if self._conn is None:
-            if not self.path.exists() and not create:
-                return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.touch(mode=0o600, exist_ok=True)  # the owner's alone, before any row is written
+            why = not_own_file(self.path)
+            if why:
+                raise JournalError(f"{self.path} {why}; moodtune keeps its journal only in a regular file of your "
+                                   "own: move it away")
+            if not self.path.exists():
+                if not create:
+                    return None
+                self._create()
             try:
-                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT_S)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(SCHEMA)
+                st = os.stat(self.path)
+            except sqlite3.OperationalError as exc:
+                raise JournalError(f"the journal {self.path} cannot be opened ({exc})") from exc
             except sqlite3.DatabaseError as exc:
                 raise JournalError(f"{self.path} is not a moodtune journal ({exc}); move it away or run "
                                    "`moodtune journal delete`") from exc
-            self._conn = conn
+            except OSError as exc:
+                raise JournalError(f"the journal {self.path} cannot be opened ({exc.strerror})") from exc
+            self._conn, self._identity = conn, (st.st_dev, st.st_ino)
         return self._conn
+
+    def _create(self) -> None:
+        """A new journal file, owner-only, created exclusively (never one that appeared in between)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot create the journal in {self.path.parent} ({exc.strerror}); MOODTUNE_HOME "
+                               "must be a folder you can write to") from exc
+        try:
+            create_exclusive(self.path)
+        except FileExistsError:
+            if not_own_file(self.path):
+                raise JournalError(f"{self.path} {not_own_file(self.path)}; moodtune keeps its journal only in a "
+                                   "regular file of your own: move it away") from None
+        except OSError as exc:
+            raise JournalError(f"cannot create the journal {self.path} ({exc.strerror}); check that "
+                               f"{self.path.parent} is a folder you can write to (MOODTUNE_HOME)") from exc
+
+    def _still_there(self) -> bool:
+        """True while the journal's name still leads to the file this connection opened."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._identity
 
     def close(self) -> None:
         with self._lock:
@@ -99,14 +140,20 @@ class Journal:
 
     # -- settings -----------------------------------------------------------------------------
     def _setting(self, key: str, default: str = "") -> str:
-        with self._lock:
-            conn = self._connect()
-            row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone() if conn else None
+        try:
+            with self._lock:
+                conn = self._connect()
+                row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone() if conn else None
+        except sqlite3.Error as exc:
+            raise JournalError(f"the journal {self.path} cannot be read ({exc})") from exc
         return row[0] if row else default
 
     def _set(self, key: str, value: str) -> None:
-        with self._lock:
-            self._writer().execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
+        try:
+            with self._lock:
+                self._writer().execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
+        except sqlite3.Error as exc:
+            raise JournalError(f"could not write to the journal {self.path}: {exc}") from exc
 
     @property
     def enabled(self) -> bool:
@@ -128,11 +175,22 @@ class Journal:
             self._set("enabled", "0")
 
     def delete(self) -> bool:
-        """Delete the whole journal (its file and SQLite's side files); True if there was one."""
+        """Delete the whole journal (its file and SQLite's side files); True if there was one. A journal name that
+        is a link or not the user's own file is refused (:class:`JournalError`): deleting the link would leave the
+        words where it points."""
         self.close()
+        why = not_own_file(self.path)
+        if not why and self.path.exists() and self.path.stat().st_nlink > 1:  # unlinking one name keeps the data
+            why = "has other names (hard links)"
+        if why:
+            raise JournalError(f"{self.path} {why}: nothing was deleted (moodtune deletes only the journal file it "
+                               "made); remove it and what it points to yourself")
         existed = self.path.exists()
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        except OSError as exc:
+            raise JournalError(f"the journal {self.path} could not be deleted ({exc.strerror})") from exc
         return existed
 
     # -- writing ------------------------------------------------------------------------------
@@ -178,16 +236,24 @@ class Journal:
     # -- reading ------------------------------------------------------------------------------
     def events(self, since: datetime | None = None) -> pd.DataFrame:
         """Every event (since a time, if given), oldest first, with ``time`` as UTC timestamps."""
-        with self._lock:
-            conn = self._connect()
-            if conn is None:
-                frame = pd.DataFrame(columns=COLUMNS)
-            else:
-                query, args = "SELECT * FROM events", []
-                if since is not None:
-                    query, args = query + " WHERE time >= ?", [since.astimezone(timezone.utc).isoformat()]
-                frame = pd.read_sql_query(query + " ORDER BY time, id", conn, params=args)
-        frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
+        try:
+            with self._lock:
+                conn = self._connect()
+                if conn is None:
+                    frame = pd.DataFrame(columns=COLUMNS)
+                else:
+                    query, args = "SELECT * FROM events", []
+                    if since is not None:
+                        query, args = query + " WHERE time >= ?", [since.astimezone(timezone.utc).isoformat()]
+                    frame = pd.read_sql_query(query + " ORDER BY time, id", conn, params=args)
+            frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601", errors="coerce")
+            # SQLite keeps any value in any column: a row edited by hand must not break the week's view
+            for col in ("valence", "arousal", "confidence"):
+                if col in frame:
+                    frame[col] = pd.to_numeric(frame[col], errors="coerce")
+            frame = frame[frame["time"].notna()]
+        except (sqlite3.Error, pd.errors.DatabaseError, ValueError, TypeError) as exc:
+            raise JournalError(f"the journal {self.path} cannot be read ({str(exc)[:200]})") from exc
         frame["analysis_id"] = frame["analysis_id"].astype("Int64")  # None where the row is an analysis
         return frame
 
@@ -198,11 +264,10 @@ class Journal:
         events = self.events(since=now - timedelta(days=days))
         return daily(events, days=days, now=now)
 
-    def export_csv(self, path: str | Path) -> Path:
-        """Every event as CSV (written to a temp file, then renamed)."""
-        path = Path(path).expanduser()
-        write_atomic(path, self.events().to_csv(index=False))
-        return path
+    def export_csv(self, path: str | Path, force: bool = False) -> Path:
+        """Every event as CSV (written to a temp file, then renamed). An existing file is replaced only with
+        ``force``, and only if it is the user's own regular file (never a link or a device)."""
+        return write_user_file(path, self.events().to_csv(index=False), force, JournalError)
 
 
 def most_frequent(emotions: pd.Series) -> str:

@@ -15,7 +15,8 @@ lets Serve add replicas under load and remove them when it passes. Ray hands a r
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 from multimodal.errors import MoodtuneError
 
@@ -46,6 +47,9 @@ MAX_QUEUED = 64
 TARGET_ONGOING = 2
 
 
+MAX_REPLICAS = 1000
+
+
 def parse_replicas(spec: str | int) -> tuple[int, int]:
     """``"3"`` → (3, 3): a fixed count; ``"1-4"`` → (1, 4): autoscaled between the two."""
     low, dash, high = str(spec).strip().partition("-")
@@ -53,8 +57,8 @@ def parse_replicas(spec: str | int) -> tuple[int, int]:
         bounds = int(low), int(high if dash else low)
     except ValueError:
         raise ReplicasError(f"replicas: expected a count like 2 or a range like 1-4, not {spec!r}") from None
-    if not 1 <= bounds[0] <= bounds[1]:
-        raise ReplicasError(f"replicas: expected 1 ≤ min ≤ max, not {spec!r}")
+    if not 1 <= bounds[0] <= bounds[1] <= MAX_REPLICAS:
+        raise ReplicasError(f"replicas: expected 1 ≤ min ≤ max ≤ {MAX_REPLICAS}, not {str(spec)[:40]!r}")
     return bounds
 
 
@@ -120,26 +124,113 @@ def build_app(replicas: str | int = 2, threads: int = 1, catalog: str | None = N
 
 
 def run(host: str = "127.0.0.1", port: int = 8000, replicas: str | int = 2, threads: int = 1,
-        address: str | None = None, catalog: str | None = None) -> None:
-    """Connect to the Ray cluster at ``address`` (``RAY_ADDRESS``, else a running local one, else start one), deploy
-    and serve on ``host:port`` until interrupted; then take the deployment down."""
+        address: str | None = None, catalog: str | None = None, on_ready: Callable[[], None] | None = None) -> None:
+    """Join the Ray cluster at ``address`` (or ``RAY_ADDRESS``; ``"auto"``: the one running on this machine), or
+    start a private one on loopback; deploy and serve on ``host:port`` until interrupted (SIGINT or SIGTERM); then
+    take the deployment down and, for a cluster started here, every Ray process with it."""
     import signal
 
     parse_replicas(replicas)  # before Ray starts
 
+    address = address or os.environ.get("RAY_ADDRESS")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
+    if address:
+        joining_environment(os.environ)  # before Ray is imported: it reads these once
+    else:
+        private_cluster_environment(os.environ)
     ray, serve = _ray()
 
     def stop(*_: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM (systemd, docker stop) takes the deployment down like Ctrl-C
 
-    signal.signal(signal.SIGTERM, stop)
-    ray.init(address=address or os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
     try:
-        serve.start(http_options={"host": host, "port": port})
-        serve.run(build_app(replicas, threads, catalog), name="moodtune", route_prefix="/", blocking=True)
+        ray.init(**init_options(address))
+    except Exception as exc:  # noqa: BLE001 - Ray raises several types for a cluster it cannot join
+        hint = " (a Ray token mismatch: see docs/serving.md, 'Ray: a private cluster, or joining one')" if "auth" in str(exc).lower() else ""
+        raise RayUnavailable(f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0][:200]}{hint}") from exc
+    signal.signal(signal.SIGTERM, stop)  # after ray.init, whose own SIGTERM handler would end the process at once
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 0))
+        if parse_replicas(replicas)[0] * threads > cpus:  # Serve would wait forever for replicas it cannot place
+            raise ReplicasError(f"replicas: {parse_replicas(replicas)[0]} × {threads} CPUs asked, the cluster has "
+                                f"{cpus:g}; ask for fewer replicas or --threads")
+        try:
+            serve.start(http_options={"host": host, "port": port})
+            serve.run(build_app(replicas, threads, catalog), name="moodtune", route_prefix="/", blocking=False)
+        except (RuntimeError, ValueError) as exc:  # e.g. the proxy cannot bind the port
+            raise RayUnavailable(f"Ray Serve could not start: {str(exc).splitlines()[0][:200]}") from None
+        if on_ready is not None:
+            on_ready()
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the shutdown short
+        started_here = [] if address else _descendants()  # the raylet, GCS, agents and workers of our cluster
         serve.shutdown()
         ray.shutdown()
+        if not address:
+            _stop(started_here)  # Ray leaves its two agents running for minutes after their raylet is gone
+
+
+def private_cluster_environment(env: Any) -> None:
+    """The environment of a cluster moodtune starts for itself: every listener on 127.0.0.1, and a token of its own.
+
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is Ray's single-machine mode: its node address is 127.0.0.1 (otherwise Ray
+    2.60 swaps 127.0.0.1 for the machine's network address and its servers listen there). Ray 2.59+ turns token
+    authentication on for a local cluster and writes a token to ``~/.ray``; this cluster gets a one-time token in its
+    environment instead (never printed or written), unless the user chose a token or turned authentication off.
+    """
+    import secrets
+
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    if env.get("RAY_AUTH_MODE", "token") == "token":
+        env["RAY_AUTH_MODE"] = "token"
+        if not (env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")):
+            env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
+def joining_environment(env: Any) -> None:
+    """Send the user's Ray token when joining a cluster, by the rule `ray start` follows: with ``RAY_AUTH_MODE`` unset
+    and a token at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), token mode. `ray start`
+    turns authentication on when it finds that token, but Ray 2.60 does not for a driver that joins, so the driver
+    was refused (``InvalidAuthToken``). ``RAY_AUTH_MODE`` set by the user is left as it is."""
+    from pathlib import Path
+
+    if "RAY_AUTH_MODE" not in env and (env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")
+                                       or (Path.home() / ".ray" / "auth_token").is_file()):
+        env["RAY_AUTH_MODE"] = "token"
+
+
+def init_options(address: str | None) -> dict[str, Any]:
+    """``ray.init`` options: join ``address``; without one, a new single-machine cluster on 127.0.0.1 (see
+    :func:`private_cluster_environment`), without the dashboard."""
+    common = {"include_dashboard": False, "log_to_driver": False}
+    if address:
+        return {"address": address, **common}
+    return {"address": "local", "_node_ip_address": "127.0.0.1", **common}
+
+
+def _descendants() -> list[Any]:
+    import psutil
+
+    return psutil.Process().children(recursive=True)
+
+
+def _stop(processes: list[Any], grace_s: float = 3.0) -> None:
+    """Terminate whichever of ``processes`` still run, then kill those still there after ``grace_s``."""
+    import psutil
+
+    alive = [p for p in processes if p.is_running()]
+    for p in alive:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, left = psutil.wait_procs(alive, timeout=grace_s)
+    for p in left:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass

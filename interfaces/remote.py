@@ -95,9 +95,9 @@ class RemoteEngine:
         return self.analyze(image, audio, text, **kw).readings
 
     def recommend(self, mood: MoodReading, n: int = 10, strategy: str = "match", catalog: Any = None,
-                  session: Session | None = None, **_: Any) -> list[Track]:
+                  session: Session | None = None, allow_explicit: bool = False, **_: Any) -> list[Track]:
         body = {"mood": mood.to_dict(), "n": n, "strategy": strategy, "catalog": catalog if isinstance(catalog, str)
-                else None, "session": session.to_dict() if session else None}
+                else None, "session": session.to_dict() if session else None, "explicit": allow_explicit}
         return [Track.from_dict(t) for t in self._post("/v1/recommend", json=body)["tracks"]]
 
     def correct(self, mood: MoodReading, emotion: str, profile: Profile | None = None) -> Profile:

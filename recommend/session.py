@@ -76,8 +76,8 @@ class Session:
             lists = [data.get(k, []) for k in ("liked", "skipped")]
             if not all(isinstance(v, list) for v in lists):
                 raise ValueError("'liked' and 'skipped' must be lists of track ids")
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise ProfileError(f"not a moodtune session ({exc})") from exc
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # OverflowError: a 400-digit integer
+            raise ProfileError(f"not a moodtune session ({str(exc)[:200]})") from exc
         return cls(offsets=offsets, liked=_bounded(tuple(map(str, lists[0]))), skipped=_bounded(tuple(map(str, lists[1]))))
 
     def apply(self, targets: list[Target]) -> list[Target]:

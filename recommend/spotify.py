@@ -89,21 +89,28 @@ class SpotifyClient:
     def available(self) -> bool:
         return bool(os.environ.get("SPOTIPY_CLIENT_ID") and os.environ.get("SPOTIPY_CLIENT_SECRET"))
 
-    def _client(self):
-        if not self.available:
-            raise SpotifyUnavailable("no Spotify credentials (set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET)")
-        if self._sp is None:
-            import spotipy
-            from spotipy.cache_handler import MemoryCacheHandler
-            from spotipy.oauth2 import SpotifyClientCredentials
+    #: What ``_client`` says when :attr:`available` is False.
+    missing = "no Spotify credentials (set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET)"
 
-            auth = SpotifyClientCredentials(client_id=os.environ["SPOTIPY_CLIENT_ID"],
-                                            client_secret=os.environ["SPOTIPY_CLIENT_SECRET"],
-                                            cache_handler=MemoryCacheHandler(), requests_timeout=self.timeout)
+    def _auth(self) -> Any:
+        """The app's own sign-in (client credentials), its token in memory only."""
+        from spotipy.cache_handler import MemoryCacheHandler
+        from spotipy.oauth2 import SpotifyClientCredentials
+
+        return SpotifyClientCredentials(client_id=os.environ["SPOTIPY_CLIENT_ID"],
+                                        client_secret=os.environ["SPOTIPY_CLIENT_SECRET"],
+                                        cache_handler=MemoryCacheHandler(), requests_timeout=self.timeout)
+
+    def _client(self) -> Any:
+        if not self.available:
+            raise SpotifyUnavailable(self.missing)
+        if self._sp is None:
+            import requests
+            import spotipy
+
+            auth = self._auth()
             if self.token_url:
                 auth.OAUTH_TOKEN_URL = self.token_url
-            import requests
-
             # a plain session: no silent urllib3 retries, so a 429 reaches us with its Retry-After header
             sp = spotipy.Spotify(auth_manager=auth, requests_session=requests.Session(), requests_timeout=self.timeout)
             if self.prefix:

@@ -87,3 +87,16 @@ BAD_TEXT = {
     "zero-width only": "\u200b\u200b\u200b",
     "lone surrogate": "I am furious \ud800", "150,000 characters after 'although'": "although " + "a" * 150_000,
 }
+
+
+def flac_bomb(minutes: int = 10, channels: int = 8, rate: int = 96_000) -> bytes:
+    """A FLAC of silence that is small on the wire (about 0.5 MB for the defaults) and huge decoded (8 channels ×
+    96 kHz × 10 min: 461 M samples, 1.8 GB as float32)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", samplerate=rate, channels=channels, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros((rate * 10, channels), np.int16)
+        for _ in range(minutes * 6):
+            f.write(block)
+    return buf.getvalue()

@@ -24,6 +24,7 @@ def test_analyze_handler_text_only():
     assert faces == "" and entry is None  # no face given; the journal is off
     assert max(label, key=label.get) == "angry"
     assert len(table) == 5 and len(tracks) == 5 and "angry" in status
+    assert "explicit words" in players and "hidden" in players
     assert set(bars["signal"].str.split(" ").str[0]) >= {"typed", "fused"}
     assert "fused" in set(plane["signal"])
     assert "face" in status and "missing" in status  # absent signals are shown, not hidden
@@ -85,6 +86,20 @@ def test_feedback_and_strategy_rerank():
     assert tracks[0].id not in {t.id for t in new_tracks} and tracks[0].id in session.skipped
     table2, *_ = app_gradio.recommend("uplift", 8, False, session, mood)
     assert len(table2) == 8
+
+
+def test_explicit_titles_toggle_and_save_to_spotify_without_a_list():
+    from recommend.explicit import explicit_words
+
+    out = app_gradio.analyze(None, None, "let's party all night", "match", 20, False, None, explicit=True)
+    assert "hidden" not in out[6]  # nothing hidden, so nothing said
+    mood, tracks = out[-2], out[-1]
+    clean = app_gradio.recommend("match", 20, False, None, mood, explicit=False)[-1]
+    assert not any(explicit_words(f"{t.name} {t.artist}") for t in clean)
+    assert "Analyze first" in app_gradio.save_to_spotify("mine", [], None)
+    os.environ.pop("SPOTIPY_CLIENT_ID", None)
+    note = app_gradio.save_to_spotify("mine", tracks, mood)
+    assert note.startswith("Not saved to Spotify") and "SPOTIPY_CLIENT_ID" in note and "still here" in note
 
 
 def test_live_face_handler_smooths_and_reports_no_face():
@@ -150,13 +165,15 @@ def test_real_browser_types_a_mood_and_sees_results(running_app):
             page.locator("#mood-text textarea").fill("I'm exhausted and sad, nothing went right today")
             page.locator("#analyze-button").click()
             page.wait_for_function("document.querySelector('#tracks-table') && "
-                                   "document.querySelector('#tracks-table').innerText.includes('vs target')",
+                                   "document.querySelector('#tracks-table').innerText.includes('BPM)')",
                                    timeout=60_000)
             page.locator("#signal-bars svg").first.wait_for(timeout=30_000)  # the plots render
             page.locator("#va-plane svg").first.wait_for(timeout=30_000)
             page.locator("#teach-button").wait_for(state="visible", timeout=30_000)
             page.wait_for_timeout(500)
             assert "sad" in page.locator("#mood-label").inner_text().lower()
+            why = page.locator("#tracks-table").inner_text()  # the explanations say the mood in words
+            assert any(word in why for word in ("sad and quiet:", "dark:", "calm:")), why
             page.screenshot(path=str(SCREENSHOTS / shot), full_page=True)
             layout = page.evaluate("""() => {
                 const box = e => e.getBoundingClientRect();

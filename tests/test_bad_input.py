@@ -13,7 +13,7 @@ from multimodal.audio_io import to_mono_16k
 from multimodal.image_io import to_rgb
 from multimodal.text import prepare_text
 
-from .hostile_inputs import BAD_AUDIO, BAD_IMAGES, BAD_TEXT, GOOD_TEXT, flac_of_silence, png_header_only
+from .hostile_inputs import BAD_AUDIO, BAD_IMAGES, BAD_TEXT, GOOD_TEXT, flac_bomb, flac_of_silence, png_header_only
 
 def _check(mood, failed_signal):
     reading = mood.readings[failed_signal]
@@ -143,11 +143,22 @@ def test_planar_audio_is_channels_not_samples():
     assert audio.seconds == pytest.approx(3.0) and "9 channels" in audio.notes[0]
 
 
-def test_a_text_playlist_named_wav_is_not_given_to_ffmpeg(tmp_path):
+def test_a_text_playlist_named_wav_is_not_given_to_ffmpeg(tmp_path, monkeypatch):
+    """With ffmpeg installed or not (it is pretended present; the decoder that would call it must not run)."""
+    import librosa
+
+    from multimodal import audio_io
+
     secret = tmp_path / "secret.wav"
     secret.write_bytes(b"")
     playlist = tmp_path / "song.wav"
     playlist.write_text(f"#EXTM3U\n{secret}\n")
+    monkeypatch.setattr(audio_io.shutil, "which", lambda name: f"/usr/bin/{name}")
+
+    def ffmpeg_would_run(*_, **__):
+        raise AssertionError("the playlist reached the ffmpeg decoder")
+
+    monkeypatch.setattr(librosa, "load", ffmpeg_would_run)
     with pytest.raises(InputError, match="not an audio format"):
         to_mono_16k(str(playlist))
 
@@ -159,3 +170,43 @@ def test_text_is_capped_and_zero_width_characters_do_not_split_words():
     assert len(p.text) <= MAX_TEXT_CHARS and "only its start was read" in p.notes[0]
     assert clean_text("hap\u200bpy") == "happy"
     assert "\ufffd" in clean_text("furious \ud800")
+
+
+def test_a_many_channel_high_rate_flac_is_decoded_within_the_sample_limit_and_says_so():
+    """8 channels × 96 kHz × 2 min: 92 M samples; only MAX_SAMPLES of them (75 s) are decoded, mixed to mono."""
+    from multimodal.audio_io import MAX_SAMPLES
+
+    audio = to_mono_16k(flac_bomb(minutes=2))
+    assert audio.seconds == pytest.approx(MAX_SAMPLES / 8 / 96_000, abs=0.01)
+    notes = " ".join(audio.notes)
+    assert "8 channels mixed down" in notes and "first 75 s" in notes
+
+
+def test_an_in_memory_array_is_cut_by_samples_too():
+    from multimodal.audio_io import MAX_SAMPLES
+
+    many = np.broadcast_to(np.float32(0), (MAX_SAMPLES // 16 + 48_000, 32))  # 32 channels at 48 kHz, no memory used
+    audio = to_mono_16k((48_000, many))
+    assert audio.seconds == pytest.approx(MAX_SAMPLES / 32 / 48_000, abs=0.01) and "32 channels" in audio.notes[0]
+
+
+def test_a_flac_of_unknown_length_is_read_and_a_high_rate_mono_file_is_bounded():
+    import io
+
+    import soundfile as sf
+
+    from multimodal.audio_io import MAX_READ_S, to_mono_16k
+
+    buf = io.BytesIO()
+    sf.write(buf, (0.1 * np.sin(np.arange(48000 * 3) / 7)).astype(np.float32), 48000, format="FLAC")
+    data = bytearray(buf.getvalue())
+    data[8 + 13] &= 0xF0  # STREAMINFO's total-sample count set to 0 ("unknown"), as streaming encoders write it
+    data[8 + 14:8 + 18] = b"\0\0\0\0"
+    audio = to_mono_16k(bytes(data))
+    assert 2.9 < audio.seconds <= 3.0 and not audio.notes
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", 655_350, 1, format="FLAC") as f:  # ten minutes of silence at 655 kHz: 1.5 MB
+        for _ in range(60):
+            f.write(np.zeros(655_350 * 10, np.float32))
+    audio = to_mono_16k(buf.getvalue())
+    assert audio.seconds <= MAX_READ_S * 48_000 / 655_350 + 0.01 and "were read" in audio.notes[-1]

@@ -186,3 +186,12 @@ def test_corrections_until_read_counts_the_corrections_a_reading_needs():
     out = corrections_until_read(Triplets(np.array(labels), readings), trials=6, cap=12, seed=int(rng.integers(9)))
     assert out["face"]["median"] <= 4 and out["face"]["within_4"] == 1.0  # a 40% reading moves within 4
     assert out["text"]["not_within_cap"] == 1.0  # a 99.5% one does not move within 12: the bias bound holds it
+
+
+def test_a_reading_whose_probabilities_are_beyond_one_is_not_learned():
+    # a mood sent back over HTTP carries its readings' extras; a forged "uncalibrated" distribution must not become a
+    # calibration that every later request refuses
+    forged = reading("text", peaked("happy", 0.6))
+    forged = ModalityReading(**{**forged.__dict__, "extras": {"uncalibrated": {e: 1e308 for e in EMOTIONS}}})
+    with pytest.raises(CalibrationError, match="from 0 to 1"):
+        Calibration().corrected({"text": forged}, {"text": 1.0}, "sad")

@@ -212,3 +212,44 @@ def test_cli_import_hint_can_be_pasted_as_printed(tmp_path):
     out = subprocess.run([sys.executable, "-m", "interfaces.cli", "catalog", "import", str(csv)], capture_output=True,
                          text=True, timeout=60, env=env)
     assert out.returncode == 0 and "--catalog 'kaggle 1921'" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_save_killed_midway_leaves_no_temp_file_for_long(tmp_path):
+    target = tmp_path / "profile.json"
+    stale = tmp_path / ".profile.json.abc123.tmp"  # what a save killed by SIGKILL/SIGTERM leaves
+    stale.write_text("{half")
+    os.utime(stale, (1, 1))
+    fresh = tmp_path / ".profile.json.def456.tmp"  # another process's save in progress: left alone
+    fresh.write_text("{")
+    write_atomic(target, "{}")
+    assert target.read_text() == "{}" and not stale.exists() and fresh.exists()
+
+
+def test_saving_a_profile_into_a_folder_that_cannot_be_made_is_a_profile_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(ProfileError, match="cannot save"):
+        Profile().save(blocker / "me.json")
+
+
+@pytest.mark.parametrize("payload", ['{"calibration": {"corrections": [{"emotion": "sad", "signals": {"text": '
+                                     '{"probabilities": [' + "9" * 400 + ', 0, 0, 0, 0, 0, 0], "weight": 1}}}]}}',
+                                     "[" * 100_000 + "]" * 100_000,
+                                     '{"session": {"offsets": {"valence": ' + "9" * 400 + '}}}'])
+def test_a_profile_with_a_huge_integer_or_deep_nesting_is_a_profile_error(tmp_path, payload):
+    path = tmp_path / "me.json"
+    path.write_text(payload)
+    with pytest.raises(ProfileError):
+        Profile.load(path)
+
+
+@pytest.mark.slow  # a process, a model or many cases: seconds
+def test_cli_import_into_a_moodtune_home_that_is_a_file_is_one_line(tmp_path):
+    home = tmp_path / "home"
+    home.write_text("a file")
+    csv = tmp_path / "x.csv"
+    small_catalog().frame.to_csv(csv, index=False)
+    out = subprocess.run([sys.executable, "-m", "interfaces.cli", "catalog", "import", str(csv)], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "MOODTUNE_HOME": str(home)})
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "MOODTUNE_HOME" in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -99,3 +99,154 @@ def test_a_tied_day_names_both_moods_not_the_first_listed(tmp_path):
     assert journal.days(1).iloc[-1]["emotion"] == "happy / sad"  # before: "happy" (whichever came first)
     journal.record_analysis(mood("sad", -0.5))
     assert journal.days(1).iloc[-1]["emotion"] == "sad"
+
+
+# -- hostile use (issue 35) ---------------------------------------------------------------------------------------
+
+def test_a_journal_name_that_is_a_link_is_refused_and_delete_leaves_the_words_alone_but_says_so(tmp_path):
+    target = tmp_path / "elsewhere.sqlite3"
+    Journal(target).turn_on(keep_words=True).record_analysis(mood(), words="my secret words")
+    link = tmp_path / "journal.sqlite3"
+    link.symlink_to(target)
+    journal = Journal(link)
+    for action in (journal.delete, journal.turn_on, lambda: journal.enabled):
+        with pytest.raises(JournalError, match="symbolic link"):
+            action()
+    assert link.is_symlink() and Journal(target).events()["words"].tolist() == ["my secret words"]
+
+
+def test_a_journal_of_another_user_is_refused(tmp_path):
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    path = tmp_path / "j.sqlite3"
+    Journal(path).turn_on().close()
+    os.chown(path, 65534, 65534)
+    with pytest.raises(JournalError, match="another user"):
+        Journal(path).enabled
+
+
+def test_a_process_holding_the_journal_stops_recording_once_it_is_deleted(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    held = Journal(path).turn_on()  # the demo keeps one open for its whole life
+    assert held.record_analysis(mood()) is not None
+    assert Journal(path).delete()  # `moodtune journal delete` from another process
+    assert held.record_analysis(mood()) is None and not held.enabled
+    assert not path.exists() and not list(tmp_path.iterdir())  # nothing written into a file nobody can see
+
+
+def test_export_never_overwrites_without_force_and_never_a_device_or_a_link(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3").turn_on()
+    journal.record_analysis(mood())
+    mine = tmp_path / "mine.csv"
+    mine.write_text("keep me")
+    with pytest.raises(JournalError, match="--force"):
+        journal.export_csv(mine)
+    assert mine.read_text() == "keep me"
+    assert journal.export_csv(mine, force=True).read_text().count("\n") == 2
+    link = tmp_path / "link.csv"
+    link.symlink_to(mine)
+    for target, why in ((link, "symbolic link"), (tmp_path / "no-folder" / "x.csv", "does not exist")):
+        with pytest.raises(JournalError, match=why):
+            journal.export_csv(target, force=True)
+    import os
+
+    if os.path.exists("/dev/null"):
+        with pytest.raises(JournalError, match="not a regular file"):
+            journal.export_csv("/dev/null", force=True)
+
+
+@pytest.mark.parametrize("args", [["journal"], ["journal", "on"], ["journal", "off"], ["journal", "export", "x.csv"]])
+def test_journal_commands_on_a_corrupt_journal_say_so_in_one_line(tmp_path, monkeypatch, args):
+    from typer.testing import CliRunner
+
+    from interfaces.cli import app
+
+    monkeypatch.setenv("MOODTUNE_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "journal.sqlite3").write_bytes(b"\x13garbage, not SQLite" * 300)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and "not a moodtune journal" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("args", [["journal", "on"], ["journal", "export", "x.csv"]])
+def test_journal_commands_with_moodtune_home_a_file_say_so_in_one_line(tmp_path, monkeypatch, args):
+    from typer.testing import CliRunner
+
+    from interfaces.cli import app
+
+    home = tmp_path / "home"
+    home.write_text("a file, not a folder")
+    monkeypatch.setenv("MOODTUNE_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert "Traceback" not in result.output and not isinstance(result.exception, OSError)
+    if args[1] == "on":
+        assert result.exit_code == 2 and "MOODTUNE_HOME" in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.slow  # loads the text model
+def test_analyze_shows_the_mood_when_the_journal_is_locked_or_broken_or_the_profile_cannot_be_saved(tmp_path,
+                                                                                                   monkeypatch):
+    from typer.testing import CliRunner
+
+    from interfaces.cli import app
+
+    monkeypatch.setenv("MOODTUNE_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "200")
+    path = tmp_path / "journal.sqlite3"
+    Journal(path).turn_on().close()
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # another process in the middle of a write
+    try:
+        locked = CliRunner().invoke(app, ["analyze", "--text", "I am furious with you", "--n", "3"])
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    path.unlink()
+    path.write_bytes(b"\x13garbage, not SQLite" * 300)
+    broken = CliRunner().invoke(app, ["analyze", "--text", "I am furious with you", "--n", "3"])
+    for result in (locked, broken):
+        assert result.exit_code == 0, result.output
+        assert "Mood: angry" in result.output and "Recommendations" in result.output
+        warnings = [line for line in result.output.splitlines() if "not written to the journal" in line]
+        assert len(warnings) == 1 and "Traceback" not in result.output
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    path.unlink()
+    unsaved = CliRunner().invoke(app, ["analyze", "--text", "I am furious with you", "--profile",
+                                       str(blocker / "me.json"), "--feel", "sad"])
+    assert unsaved.exit_code == 2 and "Mood: angry" in unsaved.output
+    assert [line for line in unsaved.output.splitlines() if "not learned" in line] and "Traceback" not in unsaved.output
+
+
+def test_a_hard_linked_journal_is_not_reported_deleted_while_its_words_stay(tmp_path):
+    import os
+
+    path = tmp_path / "j.sqlite3"
+    with Journal(path).turn_on(keep_words=True) as journal:
+        journal.record_analysis(mood(), words="my secret words")
+    os.link(path, tmp_path / "copy")
+    with pytest.raises(JournalError, match="hard links"):
+        Journal(path).delete()
+    assert path.exists()
+
+
+def test_rows_edited_by_hand_do_not_break_the_week(tmp_path):
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path).turn_on()
+    journal.record_analysis(mood("happy", 0.6))
+    journal.close()
+    conn = sqlite3.connect(path)
+    now = datetime.now(timezone.utc).isoformat()
+    conn.execute("INSERT INTO events (time, kind, emotion, valence, arousal) VALUES (?, 'analysis', 'sad', 'abc', 0.1)",
+                 (now,))
+    conn.execute("INSERT INTO events (time, kind, emotion, valence) VALUES ('not a time', 'analysis', 'sad', 0.2)")
+    conn.commit()
+    conn.close()
+    week = Journal(path).days(7)
+    assert week["analyses"].sum() == 2 and week.iloc[-1]["valence"] == pytest.approx(0.6)

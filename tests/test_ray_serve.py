@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -16,8 +15,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.skipif(ray_cli is None, reason="Ray i
 
 
 def ray_processes() -> list[psutil.Process]:
-    from benchmarks.serving import ray_pids
-
     found = []
     for pid in ray_pids():
         try:
@@ -28,31 +25,55 @@ def ray_processes() -> list[psutil.Process]:
 
 
 def listeners(processes: list[psutil.Process]) -> set[str]:
-    """The addresses these processes listen on (TCP)."""
-    out = set()
-    for p in processes:
-        try:
-            out |= {c.laddr.ip for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return out
+    from benchmarks.serving import listeners
+
+    return listeners(processes)
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
     """A one-node Ray cluster on 127.0.0.1 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: without it, Ray 2.60 replaces
-    --node-ip-address=127.0.0.1 with the machine's network address)."""
-    if ray_processes():
-        pytest.skip("a Ray cluster is already running on this machine")
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    --node-ip-address=127.0.0.1 with the machine's network address), with token authentication on and a token of its
+    own in the environment: a token left in ~/.ray, or another cluster running beside it, changes nothing."""
+    from interfaces.ray_serve import private_cluster_environment
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    private_cluster_environment(env)  # what `moodtune serve --ray` gives a cluster of its own
     port = free_port()
+    before = set(ray_pids())
     subprocess.run([ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
                     "--include-dashboard=false", "--disable-usage-stats"], env=env, check=True, capture_output=True,
                    timeout=120)
+    ours = set(ray_pids()) - before
     try:
         yield env, f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_processes(ours)  # this cluster only (`ray stop` would stop every cluster of this user)
+
+
+def ray_pids() -> list[int]:
+    from benchmarks.serving import ray_pids
+
+    return ray_pids()
+
+
+def stop_processes(pids, timeout: float = 30) -> None:
+    """Terminate these processes (and their children), then kill what is left after ``timeout``."""
+    procs = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            procs += [p, *p.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            pass
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    for p in psutil.wait_procs(procs, timeout=timeout)[1]:
+        p.kill()
 
 
 def start_service(ray_cluster, replicas: str, home) -> tuple[subprocess.Popen, str]:
@@ -74,8 +95,20 @@ def start_service(ray_cluster, replicas: str, home) -> tuple[subprocess.Popen, s
     return proc, url
 
 
-def serve_replicas() -> list[psutil.Process]:
-    return [p for p in ray_processes() if "ServeReplica" in " ".join(p.cmdline())]
+def cluster_processes(cluster_env) -> list[psutil.Process]:
+    """The processes of the test cluster (they carry its token), not those of any other cluster on this machine."""
+    found = []
+    for p in ray_processes():
+        try:
+            if p.environ().get("RAY_AUTH_TOKEN") == cluster_env["RAY_AUTH_TOKEN"]:
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def serve_replicas(cluster_env) -> list[psutil.Process]:
+    return [p for p in cluster_processes(cluster_env) if "ServeReplica" in " ".join(p.cmdline())]
 
 
 def test_an_autoscaled_service_starts_at_its_minimum_and_answers(ray_cluster, tmp_path):
@@ -86,11 +119,11 @@ def test_an_autoscaled_service_starts_at_its_minimum_and_answers(ray_cluster, tm
     try:
         r = httpx.post(f"{url}/v1/analyze", data={"text": "I am furious with you", "n": "3"}, timeout=120)
         assert r.status_code == 200 and r.json()["mood"]["top_emotion"] == "angry", r.text[:300]
-        assert len(serve_replicas()) == 1
+        assert len(serve_replicas(ray_cluster[0])) == 1
     finally:
         proc.terminate()
         proc.wait(timeout=120)
-    assert not serve_replicas(), "replicas left after the service stopped"
+    assert not serve_replicas(ray_cluster[0]), "replicas left after the service stopped"
 
 
 def test_two_replicas_answer_share_sessions_stay_on_loopback_and_shut_down_cleanly(ray_cluster, tmp_path):
@@ -126,15 +159,43 @@ def test_two_replicas_answer_share_sessions_stay_on_loopback_and_shut_down_clean
         assert again.headers["x-moodtune-worker"] == other_worker
         assert skipped["id"] not in {t["id"] for t in again.json()["tracks"]}
         # every listener of the cluster and the service is on loopback
-        addresses = listeners([*ray_processes(), psutil.Process(proc.pid)])
+        addresses = listeners([*cluster_processes(env), psutil.Process(proc.pid)])
         assert addresses and addresses <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, addresses
     finally:
         proc.terminate()  # SIGTERM: the command takes its deployment down and disconnects
         proc.wait(timeout=120)
-    assert not serve_replicas(), "replicas left after the service stopped"
-    subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
-    time.sleep(2)
-    assert not ray_processes(), [p.cmdline() for p in ray_processes()]
+    assert not serve_replicas(env), "replicas left after the service stopped"
+
+
+def test_serve_ray_alone_starts_a_private_loopback_cluster_and_leaves_nothing_after_sigterm(tmp_path):
+    """No RAY_ADDRESS: `moodtune serve --ray` starts its own cluster, on 127.0.0.1 only, with a token of its own
+    (nothing written to ~/.ray), and SIGTERM stops every process of it (Ray's agents included)."""
+    import httpx
+
+    from benchmarks.serving import wait_ready
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(home), MOODTUNE_HOME=str(tmp_path / "moodtune"))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "interfaces.cli", "serve", "--ray", "--replicas", "1",
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    service = psutil.Process(proc.pid)
+    family: list[psutil.Process] = []
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout=300)
+        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=30).status_code == 200
+        family = service.children(recursive=True)
+        assert any("raylet" in p.name() for p in family)  # its own cluster, not one found running
+        addresses = listeners([service, *family])
+        assert addresses and addresses <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, addresses
+        assert not (home / ".ray" / "auth_token").exists()  # the one-time token lives in the cluster's environment
+    finally:
+        proc.terminate()
+        proc.wait(timeout=120)
+    left = psutil.wait_procs(family, timeout=10)[1]  # the shutdown itself waits for them: 10 s is a bound, not a speed
+    stop_processes([p.pid for p in left])
+    assert not left, [p.pid for p in left]
 
 
 def test_replica_counts_ranges_and_bounded_queues_become_valid_serve_options():
@@ -157,7 +218,33 @@ def test_replica_counts_ranges_and_bounded_queues_become_valid_serve_options():
 
 
 def test_a_bad_replica_range_is_refused_before_ray_starts():
+    before = set(ray_pids())  # another test's cluster may be up: only new processes count
     done = subprocess.run([sys.executable, "-m", "interfaces.cli", "serve", "--ray", "--replicas", "4-1"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "1 ≤ min ≤ max" in done.stderr + done.stdout
-    assert not ray_processes()
+    assert not set(ray_pids()) - before
+
+
+def test_joining_sends_the_users_token_by_ray_starts_rule(tmp_path, monkeypatch):
+    """`ray start` turns token authentication on when it finds ~/.ray/auth_token; a driver that joins must then send
+    it (Ray 2.60 does not on its own: InvalidAuthToken). An explicit RAY_AUTH_MODE is the user's choice."""
+    from interfaces.ray_serve import joining_environment, private_cluster_environment
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    env: dict[str, str] = {}
+    joining_environment(env)
+    assert env == {}  # no token anywhere: nothing to send
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("t" * 64)
+    joining_environment(env)
+    assert env == {"RAY_AUTH_MODE": "token"}
+    chosen = {"RAY_AUTH_MODE": "disabled"}
+    joining_environment(chosen)
+    assert chosen == {"RAY_AUTH_MODE": "disabled"}
+    private = {"RAY_AUTH_TOKEN": "mine"}
+    private_cluster_environment(private)
+    assert private == {"RAY_AUTH_TOKEN": "mine", "RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    fresh: dict[str, str] = {}
+    private_cluster_environment(fresh)
+    assert fresh["RAY_AUTH_MODE"] == "token" and len(fresh["RAY_AUTH_TOKEN"]) == 64  # one-time, never ~/.ray
+    assert not (tmp_path / ".ray" / "auth_token").read_text() == fresh["RAY_AUTH_TOKEN"]
