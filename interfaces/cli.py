@@ -219,15 +219,17 @@ def analyze(
 def check_keep(export: Path | None, force: bool, playlist: str | None) -> None:
     """Refuse --export and --save-playlist that cannot work before any model loads."""
     from multimodal.errors import MoodtuneError
-    from recommend.playlists import check_target
-    from recommend.spotify_user import SpotifyUser
 
     if export is not None:
+        from recommend.playlists import check_target
+
         try:
             check_target(export, force)
         except MoodtuneError as exc:
             raise typer.BadParameter(str(exc), param_hint="--export") from None
     if playlist is not None:
+        from recommend.spotify_user import SpotifyUser  # spotipy (and redis) take 0.34 s to import: only when asked
+
         user = SpotifyUser()
         try:
             if not user.available:
