@@ -24,6 +24,7 @@ import html  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fusion import Calibration, MoodEngine, MoodReading, Profile  # noqa: E402
@@ -101,12 +102,30 @@ def signal_bars(mood: MoodReading) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["signal", "emotion", "probability"])
 
 
+#: one colour per signal on the valence-arousal plane, the same in every analysis (Okabe-Ito, colour-blind safe)
+SIGNAL_COLOURS = {"face": "#E69F00", "voice (how you sound)": "#56B4E9", "typed text": "#009E73",
+                  "spoken words": "#CC79A7", "fused": "#000000"}
+PLANE_EDGE = 0.92  # points are drawn at most this far out, so a point at ±1 sits wholly inside the plane
+PLANE_APART = 0.06  # points closer than this are spread on a small circle, so equal points do not hide each other
+
+
 def va_points(mood: MoodReading) -> pd.DataFrame:
+    """The signals and the fused mood on the valence-arousal plane, drawn inside it and apart from each other
+    (``valence_read``/``arousal_read`` keep the values read, for the tooltip)."""
     rows = [{"signal": SIGNAL_NAMES.get(m, m), "valence": v, "arousal": a}
             for m, r in mood.readings.items() if r.ok for v, a in [r.valence_arousal()]]
     if mood.ok:
         rows.append({"signal": "fused", "valence": mood.valence, "arousal": mood.arousal})
-    return pd.DataFrame(rows, columns=["signal", "valence", "arousal"])
+    frame = pd.DataFrame(rows, columns=["signal", "valence", "arousal"])
+    frame["valence_read"], frame["arousal_read"] = frame["valence"].round(2), frame["arousal"].round(2)
+    drawn = np.clip(frame[["valence", "arousal"]].to_numpy(dtype=float), -PLANE_EDGE, PLANE_EDGE)
+    for i in range(len(drawn)):
+        close = [j for j in range(i) if np.hypot(*(drawn[i] - drawn[j])) < PLANE_APART]
+        if close:  # the i-th point at one spot: nudged around it, each at its own angle
+            angle = 2 * np.pi * len(close) / 6
+            drawn[i] = np.clip(drawn[i] + PLANE_APART * np.array([np.cos(angle), np.sin(angle)]), -PLANE_EDGE, PLANE_EDGE)
+    frame[["valence", "arousal"]] = drawn
+    return frame
 
 
 def status_markdown(mood: MoodReading) -> str:
@@ -133,12 +152,9 @@ def tracks_frame(tracks: list[Track]) -> pd.DataFrame:
 
 
 def players_html(tracks: list[Track], show_players: bool) -> str:
-    if not tracks:
+    """Spotify's embedded players when the user asks for them; nothing otherwise (the table has every link)."""
+    if not tracks or not show_players:
         return ""
-    if not show_players:
-        links = "".join(f'<li><a href="{html.escape(t.spotify_url)}" target="_blank" rel="noopener">'
-                        f"{html.escape(t.name)} — {html.escape(t.artist)}</a></li>" for t in tracks if t.spotify_url)
-        return f"<ol>{links}</ol>"
     return "".join(f'<iframe src="{html.escape(t.embed_url)}" width="100%" height="80" frameborder="0" loading="lazy" '
                    f'allow="encrypted-media" title="{html.escape(t.name)}"></iframe>' for t in tracks[:5] if t.embed_url)
 
@@ -163,8 +179,12 @@ def faces_html(image: bytes | None, mood: MoodReading, max_side: int = 480) -> s
     for i, f in enumerate(faces, 1):
         x, y, w, h = (int(round(v * scale)) for v in f["box"])
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (60, 200, 60), 2)
-        cv2.putText(canvas, f"{i} {f['top_emotion']}", (x, max(14, y - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (60, 200, 60), 1, cv2.LINE_AA)
+        label = f"{i} {f['top_emotion']}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(0, y - th - base - 4)  # on a filled box above the face (inside the photo at its top edge)
+        cv2.rectangle(canvas, (x, top), (x + tw + 6, top + th + base + 4), (40, 120, 40), cv2.FILLED)
+        cv2.putText(canvas, label, (x + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 80])
     if not ok:
         return ""
@@ -175,7 +195,9 @@ def faces_html(image: bytes | None, mood: MoodReading, max_side: int = 480) -> s
 
 def _mood_outputs(mood: MoodReading, tracks: list[Track], show_players: bool, image: bytes | None = None):
     label = {e: p for e, p in mood.probabilities.items()} if mood.ok else {"no usable signal": 1.0}
-    transcript = mood.readings.get("voice").extras.get("transcript", "") if "voice" in mood.readings else ""
+    heard = mood.readings["voice"].extras if "voice" in mood.readings else {}
+    transcript = heard.get("transcript", "") + (f"  (not used: {heard['transcript_problem']})"
+                                                if heard.get("transcript_problem") and heard.get("transcript") else "")
     choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
     return (label, signal_bars(mood), va_points(mood), status_markdown(mood), transcript, tracks_frame(tracks),
             players_html(tracks, show_players), gr.update(choices=choices, value=None), faces_html(image, mood))
@@ -208,15 +230,33 @@ def analyze(image: str | None, audio: str | None, text: str | None, strategy: st
     return (*outputs, entry, session, mood, tracks)
 
 
-def correct(emotion: str | None, mood: MoodReading | None, calibration: Calibration | None, entry: int | None):
-    """"That's not quite it": learn the emotion the user picked into their calibration (kept in this page)."""
+def correct(emotion: str | None, mood: MoodReading | None, calibration: Calibration | None, entry: int | None,
+            strategy: str = "match", n: float = 10, show_players: bool = False, session: Session | None = None,
+            catalog: str | None = EMBEDDED, explicit: bool = False):
+    """"That's my mood": learn the emotion the user picked into their calibration (kept in this page) and show it
+    at once: the mood they gave and music for it. Returns (calibration, note, mood label, track table, players,
+    track choices, tracks)."""
     if emotion not in EMOTIONS or mood is None or not mood.ok:
-        return calibration, "Analyze first, then pick how you really feel."
-    profile = get_engine().correct(mood, emotion, Profile(calibration=calibration or Calibration()))
+        unchanged = gr.update()
+        return (calibration, "Analyze first, then pick how you really feel.", *[unchanged] * 4, None)
+    engine = get_engine()
+    profile = engine.correct(mood, emotion, Profile(calibration=calibration or Calibration()))
     _journal(JOURNAL.record_correction, entry, emotion)
-    learned = profile.calibration.explain()
-    return profile.calibration, ("Thanks, learned. " + "; ".join(learned) + ". Analyze again to see it, and save your "
-                                 "profile to keep it.")
+    given = mood.given(emotion)
+    tracks = engine.recommend(given, n=int(n), strategy=strategy, session=session or Session(),
+                              catalog=catalog_for(catalog), allow_explicit=bool(explicit))
+    learned = "; ".join(line[0].upper() + line[1:] for line in profile.calibration.explain())
+    note = (f"Thanks: you feel **{emotion}**, and the music below is for {emotion}. {learned}. Save your profile "
+            "to keep what was learned.")
+    choices = [(f"{t.name} — {t.artist}", i) for i, t in enumerate(tracks)]
+    return (profile.calibration, note, {emotion: 1.0}, tracks_frame(tracks),
+            hidden_note(tracks, catalog, explicit) + players_html(tracks, show_players),
+            gr.update(choices=choices, value=None), tracks)
+
+
+def show_correction(mood: MoodReading | None):
+    """The "not quite?" controls, shown only once there is a mood to correct."""
+    return gr.update(visible=mood is not None and mood.ok)
 
 
 def recommend(strategy: str, n: float, show_players: bool, session: Session | None, mood: MoodReading | None,
@@ -315,7 +355,13 @@ def week_view(days: int = 7) -> tuple[pd.DataFrame, str, str]:
     return series, calendar_html(daily(events, days=days)), note
 
 
+EMPTY_WEEK = ("<p><b>No moods here yet.</b> Turn on <i>Keep a mood journal</i> above, then analyze a mood on the "
+              "first tab: each one shows here, with its day's colour.</p>")
+
+
 def calendar_html(days: pd.DataFrame) -> str:
+    if not days["analyses"].any():
+        return EMPTY_WEEK
     cells = []
     for day, r in days.iterrows():
         if r["analyses"]:
@@ -333,7 +379,13 @@ def calendar_html(days: pd.DataFrame) -> str:
 def open_week() -> tuple[bool, bool, pd.DataFrame, str, str]:
     """The "My week" tab as it opens: the journal's switches as they are now (the CLI may have changed them), and
     the week."""
-    return (JOURNAL.enabled, JOURNAL.keep_words, *week_view())
+    series, calendar, note = week_view()
+    return JOURNAL.enabled, JOURNAL.keep_words, week_plot(series), calendar, note
+
+
+def week_plot(series: pd.DataFrame) -> Any:
+    """The week's chart, hidden while it has nothing to draw (an empty chart collapses to a strip)."""
+    return gr.update(value=series, visible=not series.empty)
 
 
 def set_journal(on: bool, keep_words: bool) -> str:
@@ -358,7 +410,8 @@ def delete_journal() -> tuple[bool, pd.DataFrame, str, str]:
         note = "Journal deleted." if JOURNAL.delete() else "There was no journal."
     except JournalError as exc:  # a link or another user's file: refused, and the page says why
         note = f"Not deleted: {exc}"
-    return (False, *week_view()[:2], note)
+    series, calendar, _ = week_view()
+    return False, week_plot(series), calendar, note
 
 
 def live_face(frame, smoother: EmaSmoother | None):
@@ -415,7 +468,7 @@ def build_demo() -> gr.Blocks:
                         image = raw_on_failure(gr.Image(sources=["webcam", "upload"], type="filepath", image_mode=None,
                                                         label="Your face (snapshot or photo)", elem_id="face-input"))
                         every_face = gr.Checkbox(False, label="Read every face in the picture (a group's mood)",
-                                                 info="Off: the largest face. Nothing about any face is kept.")
+                                                 info="Off: the clearest face. Nothing about any face is kept.")
                         audio = raw_on_failure(gr.Audio(sources=["microphone", "upload"], type="filepath",
                                                         label="Your voice"))
                         text = gr.Textbox(label="How do you feel?", placeholder="e.g. exhausted but hopeful", lines=2,
@@ -435,7 +488,7 @@ def build_demo() -> gr.Blocks:
                         mood_label = gr.Label(num_top_classes=7, label="Your mood", elem_id="mood-label")
                         status = gr.Markdown(elem_id="signal-status")
                         faces_view = gr.HTML(elem_id="faces-view")
-                        with gr.Row():
+                        with gr.Row(visible=False) as correction_row:  # shown once there is a mood to correct
                             feel = gr.Dropdown(list(EMOTIONS), value=None, label="Not quite? How do you really feel?",
                                                elem_id="feel")
                             teach = gr.Button("That's my mood: learn it", elem_id="teach-button")
@@ -445,9 +498,10 @@ def build_demo() -> gr.Blocks:
                     bars = gr.BarPlot(x="signal", y="probability", color="emotion",
                                       label="Each signal and the fused mood", y_lim=[0, 1], elem_id="signal-bars")
                     plane = gr.ScatterPlot(x="valence", y="arousal", color="signal", x_lim=[-1, 1], y_lim=[-1, 1],
+                                           color_map=SIGNAL_COLOURS, tooltip=["signal", "valence_read", "arousal_read"],
                                            label="Valence–arousal plane", elem_id="va-plane")
                 table = gr.Dataframe(label="Recommendations", headers=TRACK_COLUMNS, wrap=True, elem_id="tracks-table",
-                                     interactive=False, column_widths=TRACK_WIDTHS,
+                                     interactive=False, column_widths=TRACK_WIDTHS, max_height=2000,  # every row
                                      datatype=["number", "str", "str", "str", "str", "markdown"])
                 players = gr.HTML()
                 # Only with a Spotify app's client id: saving needs the user's own sign-in (PKCE), never a secret.
@@ -475,7 +529,7 @@ def build_demo() -> gr.Blocks:
                     journal_on = gr.Checkbox(False, label="Keep a mood journal on this computer", elem_id="journal-on")
                     keep_words = gr.Checkbox(False, label="Keep my words too")
                 journal_note = gr.Markdown()
-                week_plot = gr.LinePlot(x="time", y="value", color="dimension", y_lim=[-1, 1],
+                week_chart = gr.LinePlot(x="time", y="value", color="dimension", y_lim=[-1, 1], visible=False,
                                         label="Valence and arousal over the last 7 days", elem_id="week-plot")
                 week_calendar = gr.HTML(elem_id="week-calendar")
                 with gr.Row():
@@ -486,8 +540,10 @@ def build_demo() -> gr.Blocks:
         analyze_inputs = [image, audio, text, strategy, n, show_players, session, catalog, every_face, calibration,
                           explicit]
         analyze_outputs = [*mood_outputs, entry, session, mood_state, tracks_state]
-        go.click(backend_errors(analyze), analyze_inputs, analyze_outputs, api_name="analyze", concurrency_limit=2)
-        text.submit(backend_errors(analyze), analyze_inputs, analyze_outputs, api_visibility="private")
+        for event in (go.click(backend_errors(analyze), analyze_inputs, analyze_outputs, api_name="analyze",
+                               concurrency_limit=2),
+                      text.submit(backend_errors(analyze), analyze_inputs, analyze_outputs, api_visibility="private")):
+            event.then(show_correction, mood_state, correction_row, api_visibility="private")
         rec_outputs = [table, players, pick, session, tracks_state]
         rec_inputs = [strategy, n, show_players, session, mood_state, catalog, explicit]
         strategy.change(backend_errors(recommend), rec_inputs, rec_outputs, api_name="recommend")
@@ -498,16 +554,18 @@ def build_demo() -> gr.Blocks:
                            api_visibility="private")
         like_button.click(backend_errors(like), feedback_inputs, rec_outputs, api_name="like")
         skip_button.click(backend_errors(skip), feedback_inputs, rec_outputs, api_name="skip")
-        teach.click(backend_errors(correct), [feel, mood_state, calibration, entry], [calibration, taught], api_name="correct")
+        teach.click(backend_errors(correct), [feel, mood_state, calibration, entry, strategy, n, show_players, session,
+                                              catalog, explicit],
+                    [calibration, taught, mood_label, table, players, pick, tracks_state], api_name="correct")
         save.click(save_profile, [session, calibration], saved, api_visibility="private")
         demo.load(load_profile, None, [session, calibration, saved], api_visibility="private")
-        week_outputs = [journal_on, keep_words, week_plot, week_calendar, journal_note]
+        week_outputs = [journal_on, keep_words, week_chart, week_calendar, journal_note]
         for trigger in (week_tab.select, refresh.click):
             trigger(open_week, None, week_outputs, api_visibility="private")
         for box in (journal_on, keep_words):
             box.input(set_journal, [journal_on, keep_words], journal_note, api_visibility="private")
         export.click(export_journal, None, journal_note, api_visibility="private")
-        delete.click(delete_journal, None, [journal_on, week_plot, week_calendar, journal_note],
+        delete.click(delete_journal, None, [journal_on, week_chart, week_calendar, journal_note],
                      api_visibility="private")
         cam.stream(backend_errors(live_face), [cam, smoother], [live_label, live_note, smoother], stream_every=0.5, time_limit=600,
                    api_visibility="private", concurrency_limit=1)
@@ -545,7 +603,9 @@ def launch(host: str | None = None, port: int | None = None, inbrowser: bool = F
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     demo = build_demo()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    demo.launch(server_name=host, server_port=port, share=False, inbrowser=inbrowser, **PAGE_OPTIONS, **kw)
+    # quiet: no "set share=True" hint; this demo never makes a public link (share=False), it says where it is itself
+    print(f"moodtune demo on http://{host}:{port} (this computer only unless you chose another host)", flush=True)
+    demo.launch(server_name=host, server_port=port, share=False, inbrowser=inbrowser, quiet=True, **PAGE_OPTIONS, **kw)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.optimize import minimize
 
 from multimodal.errors import MoodtuneError
 from multimodal.labels import EMOTIONS, valence_arousal
@@ -27,8 +26,9 @@ from multimodal.reading import ModalityReading
 
 MAX_CORRECTIONS = 200        # the most recent are kept
 WEIGHT_PENALTY = 2.0         # L2 on each log weight factor
-BIAS_PENALTY = 1.0           # L2 on each log bias
+BIAS_PENALTY = 0.5           # L2 on each log bias
 MAX_LOG = 3.0                # no parameter goes beyond ×20 or ÷20
+SIGNAL_NAMES = {"face": "face", "voice": "voice", "text": "typed words", "speech_text": "spoken words"}
 SIGNAL_WORDS = {"face": "face reads", "voice": "voice reads", "text": "typed words read",
                 "speech_text": "spoken words read"}
 SIGNALS = tuple(SIGNAL_WORDS)  # the only signals a correction may name (made-up ones made the fit take a minute)
@@ -44,15 +44,18 @@ class CalibrationError(MoodtuneError, ValueError):
 
 @dataclass(frozen=True)
 class Correction:
-    """One "that's not my mood": the true emotion and, per signal used, (uncalibrated probabilities, weight)."""
+    """One "that's not my mood": the true emotion and, per signal used, (uncalibrated probabilities, weight) and
+    the model that read it (``models``: a correction teaches about that model only; no words are kept)."""
 
     emotion: str
     signals: dict[str, tuple[tuple[float, ...], float]]
     time: str = ""
+    models: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"emotion": self.emotion, "time": self.time,
-                "signals": {m: {"probabilities": list(p), "weight": w} for m, (p, w) in self.signals.items()}}
+                "signals": {m: {"probabilities": list(p), "weight": w, "model": self.models.get(m, "")}
+                            for m, (p, w) in self.signals.items()}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Correction":
@@ -60,7 +63,15 @@ class Correction:
         if emotion not in EMOTIONS:
             raise ValueError(f"unknown emotion {emotion!r}")
         signals = dict(_checked_signal(m, s["probabilities"], s["weight"]) for m, s in dict(d["signals"]).items())
-        return cls(emotion, signals, str(d.get("time", ""))[:40])
+        # "": saved before corrections recorded the model that read each signal (dropped by for_models)
+        models = {str(m): str(s.get("model", ""))[:200] for m, s in dict(d["signals"]).items()}
+        return cls(emotion, signals, str(d.get("time", ""))[:40], models)
+
+    def for_models(self, current: Mapping[str, str]) -> "Correction":
+        """This correction without the signals whose model is not the ``current`` one (signal → model name;
+        a signal missing from ``current`` is kept: nothing says its model changed)."""
+        keep = {m: v for m, v in self.signals.items() if m not in current or self.models.get(m) == current[m]}
+        return replace(self, signals=keep, models={m: self.models.get(m, "") for m in keep})
 
 
 def _checked_signal(m: Any, probabilities: Any, weight: Any) -> tuple[str, tuple[tuple[float, ...], float]]:
@@ -96,7 +107,7 @@ class Calibration:
         distribution is recovered) and fusion weights of a mood the user says was really ``emotion``."""
         if emotion not in EMOTIONS:
             raise CalibrationError(f"unknown emotion {emotion!r}; choose one of {', '.join(EMOTIONS)}")
-        signals = {}
+        signals, models = {}, {}
         try:  # a mood from a client: its signals and numbers are checked like a stored correction's
             for m, r in readings.items():
                 if r.ok and weights.get(m, 0.0) > 0:
@@ -104,13 +115,29 @@ class Calibration:
                     factor = self.weight_factors_.get(m, 1.0)  # the mood's weight had it: store the uncalibrated one
                     _, signals[m] = _checked_signal(m, [round(float(raw.get(e, 0.0)), 5) for e in EMOTIONS],
                                                     round(float(weights[m]) / factor, 5))
+                    models[m] = str(r.model)[:200]
         except (AttributeError, TypeError, ValueError, OverflowError) as exc:
             raise CalibrationError(f"the mood cannot be learned from: {str(exc)[:200]}") from exc
         if not signals:
             raise CalibrationError("this mood used no signal, so there is nothing to learn from the correction")
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        kept = (*self.corrections, Correction(emotion, signals, now))[-MAX_CORRECTIONS:]
+        current = self.for_models(models)[0]  # what an older model taught does not go into the refit
+        kept = (*current.corrections, Correction(emotion, signals, now, models))[-MAX_CORRECTIONS:]
         return fit_calibration(kept)
+
+    def for_models(self, current: Mapping[str, str]) -> tuple["Calibration", str]:
+        """The calibration learned for the ``current`` models (signal → model name, e.g. each reading's
+        ``model``) and a message naming what was dropped ("" when nothing was): a correction of an older face,
+        voice or text model says nothing about the new one."""
+        kept = tuple(c.for_models(current) for c in self.corrections)
+        dropped = sorted({m for c, k in zip(self.corrections, kept) for m in c.signals if m not in k.signals})
+        if not dropped:
+            return self, ""
+        n = sum(len(c.signals) != len(k.signals) for c, k in zip(self.corrections, kept))
+        names = ", ".join(SIGNAL_NAMES.get(m, m) for m in dropped)
+        message = (f"{n} earlier correction{'s' if n != 1 else ''} of your {names} no longer appl"
+                   f"{'y' if n != 1 else 'ies'}: {'they were' if n != 1 else 'it was'} made for an older model")
+        return fit_calibration(tuple(k for k in kept if k.signals)), message
 
     def apply(self, readings: Mapping[str, ModalityReading]) -> tuple[dict[str, ModalityReading], dict[str, float]]:
         """Calibrated readings (the uncalibrated distribution kept in ``extras["uncalibrated"]``) and the factor
@@ -168,14 +195,16 @@ class Calibration:
         except (KeyError, TypeError, ValueError, OverflowError) as exc:  # OverflowError: a 400-digit integer
             raise CalibrationError(f"not a moodtune calibration ({str(exc)[:200]})") from exc
         # a client sends the same calibration with every request: fit it once
-        return _fit_once(tuple((c.emotion, c.time, tuple(sorted((m, p, w) for m, (p, w) in c.signals.items())))
+        return _fit_once(tuple((c.emotion, c.time, tuple(sorted((m, p, w, c.models.get(m, ""))
+                                                                for m, (p, w) in c.signals.items())))
                                for c in corrections))
 
 
 @lru_cache(maxsize=64)
 def _fit_once(key: tuple) -> Calibration:
     """:func:`fit_calibration` of the corrections ``key`` spells out (hashable; the result is immutable)."""
-    return fit_calibration(tuple(Correction(e, {m: (p, w) for m, p, w in signals}, t) for e, t, signals in key))
+    return fit_calibration(tuple(Correction(e, {m: (p, w) for m, p, w, _ in signals}, t,
+                                            {m: v for m, _, _, v in signals}) for e, t, signals in key))
 
 
 def fit_calibration(corrections: tuple[Correction, ...], weight_penalty: float = WEIGHT_PENALTY,
@@ -188,6 +217,8 @@ def fit_calibration(corrections: tuple[Correction, ...], weight_penalty: float =
     """
     if not corrections:
         return Calibration()
+    from scipy.optimize import minimize  # 0.4-0.8 s to import: only a profile with corrections needs it
+
     signals = sorted({m for c in corrections for m in c.signals})
     n, s, k = len(corrections), len(signals), len(EMOTIONS)
     probs = np.full((n, s, k), 1 / k)

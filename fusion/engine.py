@@ -126,13 +126,19 @@ class MoodEngine:
               faces: str) -> dict[str, ModalityReading]:
         voice = self.voice.predict(audio)
         transcript = voice.extras.get("transcript", "")
-        heard = transcript if voice.ok and transcript.strip() else None
+        problem = voice.extras.get("transcript_problem", "")
+        heard = transcript if voice.ok and transcript.strip() and not problem else None
         # typed and spoken words in one batch of the same text model; the transcript is a separate signal in fusion
         typed, said = self.text.predict_batch([text, heard]) if heard else (self.text.predict(text), None)
         readings = {"face": self.face.predict(image, detect_face=detect_face, faces=faces), "voice": voice,
                     "text": typed}
         if said is not None:
-            readings["speech_text"] = replace(said, modality="speech_text")
+            note = voice.extras.get("transcript_note", "")
+            readings["speech_text"] = replace(said, modality="speech_text",
+                                              message="; ".join(m for m in (said.message, note) if m))
+        elif problem and transcript.strip():  # heard, but Whisper's own guards reject it: shown, given no weight
+            readings["speech_text"] = ModalityReading.failed(
+                "speech_text", Status.UNRELIABLE, f"the words heard (“{transcript}”) were not used: {problem}")
         elif audio is not None:
             readings["speech_text"] = ModalityReading.failed(
                 "speech_text", Status.MISSING, "no words were recognised in the audio")
@@ -144,10 +150,16 @@ class MoodEngine:
 
         ``faces="all"`` reads every face in the image and lets the group's mood (the faces' distributions
         weighted by box area × confidence) stand for the face signal; ``mood.faces`` lists each face.
-        ``profile``: a user's :class:`Profile`; its calibration (learned from :meth:`correct`) adjusts the readings.
+        ``profile``: a user's :class:`Profile`; its calibration (learned from :meth:`correct`) adjusts the readings,
+        less the corrections made for an older model of a signal (``mood.extras["calibration_note"]`` says so).
         """
         readings = self.read(image, audio, text, detect_face=detect_face, faces=faces)
-        return self.fusion.fuse(readings, calibration=profile.calibration if profile else None)
+        if profile is None:
+            return self.fusion.fuse(readings)
+        # corrections made for an older model of a signal read here teach nothing about this one
+        calibration, dropped = profile.calibration.for_models({m: r.model for m, r in readings.items() if r.ok})
+        mood = self.fusion.fuse(readings, calibration=calibration)
+        return replace(mood, extras={**mood.extras, "calibration_note": dropped}) if dropped else mood
 
     def correct(self, mood: MoodReading, emotion: str, profile: Profile | None = None) -> Profile:
         """The user says ``mood`` was really ``emotion``: their profile with the correction learned (a new

@@ -24,11 +24,9 @@ from itertools import combinations
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.spatial.distance import jensenshannon
 
 from multimodal.labels import EMOTIONS
-from multimodal.reading import ModalityReading, entropy_confidence
+from multimodal.reading import ModalityReading, entropy_confidence, js_divergence
 
 from .calibration import Calibration
 from .mood import MoodReading, MoodStatus
@@ -83,7 +81,7 @@ def agreement_score(probs: np.ndarray, weights: np.ndarray) -> float | None:
     total, norm = 0.0, 0.0
     for i, j in combinations(range(len(probs)), 2):
         pair_w = weights[i] * weights[j]
-        total += pair_w * jensenshannon(probs[i], probs[j], base=2) ** 2
+        total += pair_w * js_divergence(probs[i], probs[j])
         norm += pair_w
     return float(np.clip(1 - total / norm, 0.0, 1.0)) if norm > 1e-12 else None
 
@@ -204,6 +202,8 @@ class LateFusion:
             return loss / len(targets) + 1e-3 * float(np.sum(log_priors ** 2))
 
         start = np.log([self.priors.get(m, 0.5) for m in modalities])
+        from scipy.optimize import minimize  # 0.4-0.8 s to import: only when priors are fitted
+
         result = minimize(nll, start, method="Nelder-Mead", options={"maxiter": 400, "xatol": 1e-3, "fatol": 1e-5})
         learned = np.exp(result.x)
         self.learned_priors_ = dict(zip(modalities, (learned / learned.max()).tolist()))

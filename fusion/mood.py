@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
 import numpy as np
 
-from multimodal.labels import EMOTIONS
+from multimodal.labels import EMOTIONS, valence_arousal
 from multimodal.reading import ModalityReading
 
 
@@ -68,6 +68,18 @@ class MoodReading:
         (e1, p1), (e2, p2) = self.ranked()[:2]
         return (f"{e1} ({p1:.0%}), then {e2} ({p2:.0%}); valence {self.valence:+.2f}, arousal {self.arousal:+.2f}; "
                 f"confidence {self.confidence:.0%}")
+
+    def given(self, emotion: str) -> "MoodReading":
+        """The mood the user says they feel instead of this reading ("that's my mood"): all on ``emotion``, at its
+        point on the valence–arousal plane, with this reading's signals kept for reference; music for it is
+        music for what they said. ValueError for an emotion not in EMOTIONS."""
+        if emotion not in EMOTIONS:
+            raise ValueError(f"unknown emotion {emotion!r}; choose one of {', '.join(EMOTIONS)}")
+        probs = {e: float(e == emotion) for e in EMOTIONS}
+        valence, arousal = valence_arousal(np.array(list(probs.values())))
+        return replace(self, probabilities=probs, top_emotion=emotion, confidence=1.0, valence=valence,
+                       arousal=arousal, status=MoodStatus.OK, message=f"{emotion}: the mood you gave",
+                       extras={**self.extras, "given": True})
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shlex
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -12,13 +13,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# plain (click-style) help, rich_markup_mode=None: Typer's rich help prints a type beside every flag ("--json <bool>")
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Read your mood from your face, voice and words, and get music that fits it. Runs offline.")
-catalog_app = typer.Typer(no_args_is_help=True, help="Inspect and import music catalogs.")
+catalog_app = typer.Typer(no_args_is_help=True, help="Inspect and import music catalogs.", rich_markup_mode=None)
 app.add_typer(catalog_app, name="catalog")
-library_app = typer.Typer(no_args_is_help=True, help="Use your own music files as a catalog.")
+library_app = typer.Typer(no_args_is_help=True, help="Use your own music files as a catalog.", rich_markup_mode=None)
 app.add_typer(library_app, name="library")
-journal_app = typer.Typer(help="Your mood journal (off until you turn it on; kept only on this computer).")
+journal_app = typer.Typer(help="Your mood journal (off until you turn it on; kept only on this computer).",
+                          rich_markup_mode=None)
 app.add_typer(journal_app, name="journal")
 console = Console()
 err = Console(stderr=True)
@@ -99,7 +102,7 @@ def analyze(
     fusion_method: str = typer.Option("linear", "--fusion", help="linear or poe (product of experts)."),
     spotify: str = typer.Option("off", "--spotify", help="off, enrich (links/art for catalog tracks) or search "
                                 "(playable tracks from Spotify search); needs SPOTIPY_CLIENT_ID/SECRET."),
-    faces: str = typer.Option("largest", "--faces", help="largest (the largest face) or all (every face in the "
+    faces: str = typer.Option("largest", "--faces", help="largest (one face: the clearest) or all (every face in the "
                               "image; their group mood is the face signal)."),
     profile_file: Optional[Path] = typer.Option(None, "--profile", help="Your profile file (JSON): its likes, skips "
                                                 "and calibration are used; created or updated only with --feel."),
@@ -152,14 +155,15 @@ def analyze(
     with console.status("reading your mood…", spinner="dots") if not as_json else nullcontext():
         mood = engine.analyze(image=str(image) if image else None, audio=str(audio) if audio else None, text=text,
                               faces=faces, profile=profile)
-        tracks = engine.recommend(mood, n=n, strategy=strategy, session=profile.session if profile else None,
-                                  allow_explicit=explicit) if mood.ok else []
+        shown = mood.given(feel) if feel is not None and mood.ok else mood
+        tracks = engine.recommend(shown, n=n, strategy=strategy, session=profile.session if profile else None,
+                                  allow_explicit=explicit) if shown.ok else []
         note = ""
         if tracks and spotify != "off":
             from recommend import target_from_va
             from recommend.spotify import SpotifyClient, with_spotify
 
-            tracks, note = with_spotify(tracks, target_from_va(mood.valence, mood.arousal), SpotifyClient(),
+            tracks, note = with_spotify(tracks, target_from_va(shown.valence, shown.arousal), SpotifyClient(),
                                         source="spotify" if spotify == "search" else "catalog", n=n)
     journal_problem = saved_problem = None
     try:
@@ -177,15 +181,22 @@ def analyze(
             learned = profile.calibration.explain()
         except MoodtuneError as exc:
             saved_problem = exc
+    dropped = mood.extras.get("calibration_note", "")
     if as_json:
-        print(json.dumps({"mood": mood.to_dict(), "tracks": [t.to_dict() for t in tracks], "spotify": note,
-                          "learned": learned}, indent=1, default=str))
+        print(json.dumps({"mood": mood.to_dict(), "given": shown.to_dict() if shown is not mood else None,
+                          "tracks": [t.to_dict() for t in tracks], "spotify": note, "learned": learned,
+                          "dropped": dropped}, indent=1, default=str))
     else:
         console.print(mood_table(mood))
         if mood.faces:
             console.print(faces_table(mood))
+        if dropped:
+            console.print(f"profile: {dropped}")
+        if shown is not mood:
+            read = f"{mood.top_emotion} {mood.probabilities.get(mood.top_emotion or '', 0.0):.0%}"
+            console.print(f"Your mood, as you gave it: [bold]{feel}[/bold] (moodtune read {read}); music for {feel}:")
         if tracks:
-            console.print(tracks_table(tracks, strategy))
+            console.print(tracks_table(tracks, strategy if shown is mood else f"{strategy}, for {feel}"))
         if note:
             console.print(f"spotify: {note}")
         if feel is not None and saved_problem is None:
@@ -208,15 +219,17 @@ def analyze(
 def check_keep(export: Path | None, force: bool, playlist: str | None) -> None:
     """Refuse --export and --save-playlist that cannot work before any model loads."""
     from multimodal.errors import MoodtuneError
-    from recommend.playlists import check_target
-    from recommend.spotify_user import SpotifyUser
 
     if export is not None:
+        from recommend.playlists import check_target
+
         try:
             check_target(export, force)
         except MoodtuneError as exc:
             raise typer.BadParameter(str(exc), param_hint="--export") from None
     if playlist is not None:
+        from recommend.spotify_user import SpotifyUser  # spotipy (and redis) take 0.34 s to import: only when asked
+
         user = SpotifyUser()
         try:
             if not user.available:
@@ -304,7 +317,7 @@ def catalog_import(file: Path = typer.Argument(..., exists=True, dir_okay=False,
     name = check_catalog_name(name or file.stem)  # before the file is read
     cat = Catalog.from_csv(file)
     save_user_catalog(cat, name, force=force)
-    console.print(f"imported {cat.report} → use it with --catalog {name}")
+    console.print(f"imported {cat.report} → use it with --catalog {shlex.quote(name)}")
 
 
 @catalog_app.command("info")
@@ -333,7 +346,7 @@ def library_scan(folder: Path = typer.Argument(..., exists=True, file_okay=False
         raise CatalogError(f"a catalog named {name!r} exists already; choose another name or pass --force")
     cat, failed = scan(folder)
     save_user_catalog(cat, name, force=force)
-    console.print(f"{len(cat):,} tracks scanned (features are estimates) → use them with --catalog {name}")
+    console.print(f"{len(cat):,} tracks scanned (features are estimates) → use them with --catalog {shlex.quote(name)}")
     for f in failed:
         err.print(f"[yellow]skipped[/yellow] {f}")
 
@@ -404,8 +417,9 @@ def journal_delete(yes: bool = typer.Option(False, "--yes", help="Do not ask."))
     """Delete the whole journal, now (it is also turned off)."""
     from interfaces.journal import Journal
 
-    if not yes:
-        typer.confirm("Delete your whole mood journal?", abort=True)
+    if not yes and not typer.confirm("Delete your whole mood journal?"):
+        console.print("kept your journal")  # a "no" is an answer, not an error: exit 0
+        return
     console.print("journal deleted" if Journal().delete() else "there was no journal")
 
 
@@ -605,16 +619,17 @@ def demo(host: str = typer.Option("127.0.0.1", envvar="GRADIO_SERVER_NAME",
     app_gradio.launch(host=host, port=port, inbrowser=open_browser, backend=backend)
 
 
-@app.command()
-def train(signal: str = typer.Argument(..., help="face, text or voice"),
-          args: list[str] = typer.Argument(None, help="Options passed to the recipe (see --help of the recipe).")) -> None:
-    """Run a training recipe (models/<signal>/train_*.py); resumable where the recipe says so."""
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context, signal: str = typer.Argument(..., metavar="face|text|voice",
+                                                          help="The signal whose model to train.")) -> None:
+    """Run a training recipe (models/<signal>/train_*.py); resumable where the recipe says so. Options after the
+    signal go to the recipe: python -m models.face.train_face --help lists them."""
     recipes = {"face": "models.face.train_face", "text": "models.text.train_text", "voice": "models.voice.train_voice"}
     if signal not in recipes:
         raise typer.BadParameter(f"choose one of {', '.join(recipes)}")
     import importlib
 
-    importlib.import_module(recipes[signal]).main(list(args or []))
+    importlib.import_module(recipes[signal]).main(list(ctx.args))
 
 
 def main() -> None:  # console entry point

@@ -81,6 +81,7 @@ class SessionData(Finite):
 class SignalData(Finite):
     probabilities: list[Unit] = Field(min_length=len(EMOTIONS), max_length=len(EMOTIONS))
     weight: Annotated[float, Field(ge=0.0, le=1e3)]
+    model: Annotated[str, Field(max_length=200)] = ""  # the model that read it: corrections of an older one drop
 
 
 class CorrectionData(Finite):

@@ -270,6 +270,12 @@ class Journal:
         return write_user_file(path, self.events().to_csv(index=False), force, JournalError)
 
 
+def most_frequent(emotions: pd.Series) -> str:
+    """The day's most frequent emotion; a tie names them all ("happy / sad"), not whichever pandas listed first."""
+    counts = emotions.value_counts()
+    return " / ".join(sorted(counts.index[counts == counts.iloc[0]]))
+
+
 def daily(events: pd.DataFrame, days: int = 7, now: datetime | None = None) -> pd.DataFrame:
     """Events summarised per local calendar day, the last ``days`` days (empty days included)."""
     now = now or datetime.now(timezone.utc)
@@ -281,7 +287,7 @@ def daily(events: pd.DataFrame, days: int = 7, now: datetime | None = None) -> p
         "analyses": moods.size(),
         "valence": moods["valence"].mean(),
         "arousal": moods["arousal"].mean(),
-        "emotion": moods["emotion"].agg(lambda s: s.value_counts().index[0]),
+        "emotion": moods["emotion"].agg(most_frequent),
     }).reindex(index)
     for kind in ("like", "skip", "correction"):
         out[kind + "s"] = local[local["kind"] == kind].groupby("day").size().reindex(index)

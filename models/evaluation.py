@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, recall_score
 from tqdm import tqdm
 
-from multimodal.files import write_atomic
+from multimodal.files import write_atomic, work_dir
 from multimodal.heads import fit_temperature, softmax
 from multimodal.labels import EMOTIONS, VA_MATRIX, valence_arousal
 from multimodal.reading import ModalityReading, Status
@@ -87,7 +87,7 @@ class VoiceOutOfFold:
 def evaluate_voice(data: Path) -> tuple[dict, VoiceOutOfFold]:
     """The shipped head's candidate, cross-validated by the recipe's folds on RAVDESS + EmoDB speakers it left out.
 
-    Features come from the recipe's cache (``~/.cache/moodtune/voice``) or are extracted (about 20 minutes).
+    Features come from the recipe's cache (``$MOODTUNE_HOME/work/voice``) or are extracted (about 20 minutes).
     """
     from models.voice import train_voice as recipe
     from multimodal.labels import blend_valence_arousal
@@ -96,7 +96,7 @@ def evaluate_voice(data: Path) -> tuple[dict, VoiceOutOfFold]:
     head = VoiceHead(WHISPER_HEAD)
     seed, copies = int(head.meta.get("seed", 0)), int(head.meta.get("copies", 3))
     takes = recipe.load_takes(data)
-    work = Path.home() / ".cache" / "moodtune" / "voice"
+    work = work_dir("voice")
     work.mkdir(parents=True, exist_ok=True)
     passes = recipe.load_passes(takes, work, seed, copies, workers=2)
     cv = recipe.cross_validate(takes, passes, recipe.folds(takes), recipe.SHIPPED, seed,
@@ -331,6 +331,32 @@ def corrections_study(tr: Triplets, users: int = 40, corrections: int = 10, hori
     return out
 
 
+def corrections_until_read(tr: Triplets, trials: int = 60, cap: int = 12, seed: int = 0) -> dict[str, Any]:
+    """How many times a user must correct the same one-signal reading to one emotion before it reads as that
+    emotion ("fine." typed, corrected to sad each time), per signal, over held-out readings and random other
+    emotions: the median, the share read right within 4 corrections, and the share not within ``cap``."""
+    from fusion.calibration import Calibration
+    from fusion.late import LateFusion
+
+    fusion, rng = LateFusion(), np.random.default_rng(seed)
+    half = len(tr.labels) // 2
+    out: dict[str, Any] = {"trials": trials, "cap": cap}
+    for signal in ("face", "voice", "text"):
+        counts = []
+        for _ in range(trials):
+            readings = {signal: tr.readings[int(rng.integers(half, len(tr.labels)))][signal]}
+            target = str(rng.choice([e for e in FUSION_EMOTIONS if e != readings[signal].top_emotion]))
+            cal, n = Calibration(), 0
+            mood = fusion.fuse(readings)
+            while mood.top_emotion != target and n <= cap:
+                cal, n = cal.corrected(mood.readings, mood.weights, target), n + 1
+                mood = fusion.fuse(readings, calibration=cal)
+            counts.append(n)
+        out[signal] = {"median": float(np.median(counts)), "within_4": float(np.mean(np.array(counts) <= 4)),
+                       "not_within_cap": float(np.mean(np.array(counts) > cap))}
+    return out
+
+
 VA_FACTOR_GRID = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
@@ -450,6 +476,7 @@ def run(data: Path, out: Path | None = None) -> dict[str, Any]:
     triplets = build_triplets(face_probs, face_gold, voice_oof, text_held)
     fusion = fusion_study(triplets, off_topic)
     fusion["corrections"] = corrections_study(triplets)
+    fusion["corrections"]["until_read"] = corrections_until_read(triplets)
     report = {"face": face_rep, "voice": voice_rep, "text": text_rep, "fusion": fusion}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from .base import Encoder, InputError
-from .face_detection import FaceBox, FaceDetector, check_detector, make_detector, square_crop
+from .face_detection import FaceBox, FaceDetector, check_detector, make_detector, rank_faces, square_crop
 from .heads import softmax
 from .image_io import downscale, to_rgb
 from .labels import EMOTIONS, FER2013, LabelMap, label_map_for
-from .reading import ModalityReading, Status
+from .reading import ModalityReading, Status, js_divergence
 from .runtime import onnx_session
 
 FACE_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "face" / "fer_cnn.safetensors"  # trained (recipe)
@@ -27,6 +27,7 @@ FACE_ONNX = FACE_WEIGHTS.with_suffix(".onnx")  # the same net for inference (mod
 MIN_IMAGE_SIDE = 24
 CROP_MAX_SIDE = 96  # a near-square image up to this size with no face detected is read as a face crop
 DETECT_SIDE = 320  # face detection runs on a copy at most this large
+FINE_DETECT_SIDE = 960  # and, in a larger photo, on one this large for small faces (detect_faces)
 FACE_MODES = ("largest", "all")  # which faces a reading reads
 
 
@@ -46,16 +47,37 @@ class FaceCrop:
 
 
 def face_quality(box: FaceBox, image_shape: tuple[int, ...]) -> float:
-    """Detection quality 0..1: small faces and weak detections count less."""
+    """Detection quality 0..1: small faces and less face-like boxes (:func:`rank_faces`) count less."""
     size_q = float(np.clip(min(box.w, box.h) / 96, 0.3, 1.0))
-    score_q = float(1 / (1 + np.exp(-(box.score - 1.0)))) if box.detector.startswith("haar") else box.score
-    profile_q = 0.8 if box.detector == "haar-profile" else 1.0
-    return round(size_q * (0.5 + 0.5 * score_q) * profile_q, 3)
+    return round(size_q * (0.5 + 0.5 * box.plausibility), 3)
+
+
+def detect_faces(grey: np.ndarray, detector: FaceDetector, all_faces: bool) -> list[FaceBox]:
+    """The face-like boxes of ``grey``, most plausible first (:func:`rank_faces`), in its coordinates.
+
+    A webcam frame is scanned on a ≤ DETECT_SIDE copy. A larger photo is scanned again on a ≤ FINE_DETECT_SIDE
+    copy when the first scan finds no face, and only there for every face: the detector's smallest window
+    (25 px, 3.5% of the short side) is then 3.5% of a 4:3 photo's height, where the small copy stops at 10%;
+    a face of 5% (36 px) then spans several windows. The fine scan skips the histogram stretch (it hides small
+    faces) and also finds face-like texture, so its boxes need an eye found inside: a photo that large has the
+    pixels for it (benchmarks/face_detection.py).
+    """
+    large = max(grey.shape) > 2 * DETECT_SIDE
+    sides = [FINE_DETECT_SIDE] if all_faces and large else [DETECT_SIDE, FINE_DETECT_SIDE] if large else [DETECT_SIDE]
+    faces: list[FaceBox] = []
+    for side in sides:
+        copy, scale = downscale(grey, side)
+        fine = side == FINE_DETECT_SIDE
+        boxes = [f.scaled(1 / scale) for f in detector.detect(copy, all_faces=all_faces, equalize=not fine)]
+        faces = rank_faces(grey, boxes, eyes_required=fine)
+        if faces:
+            break
+    return faces
 
 
 def prepare_faces(image: Any, detector: FaceDetector | None, detect_face: bool = True,
                   all_faces: bool = False) -> list[FaceCrop] | ModalityReading:
-    """The face crops of an image, largest first (only the largest unless ``all_faces``), or a failed reading
+    """The face crops of an image, clearest first (only that one unless ``all_faces``), or a failed reading
     that says why there are none."""
     import cv2
 
@@ -70,11 +92,10 @@ def prepare_faces(image: Any, detector: FaceDetector | None, detect_face: bool =
                                       f"the image is too small ({w}×{h} pixels) to find a face in")
     small, scale = downscale(rgb)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    # Detect on a ≤ DETECT_SIDE copy (4× fewer pixels for a webcam frame), crop from the sharper image.
-    det_grey, det_scale = downscale(grey, DETECT_SIDE)
-    if cv2.meanStdDev(det_grey)[1].item() < 2.0:  # (numpy's std of a 640×480 frame costs 2 ms)
+    # Detect on smaller copies (4× fewer pixels for a webcam frame), crop from the sharper image.
+    if cv2.meanStdDev(grey)[1].item() < 2.0:  # (numpy's std of a 640×480 frame costs 2 ms)
         return ModalityReading.failed("face", Status.NO_FACE, "the image is blank (one flat colour): no face found")
-    faces = [f.scaled(1 / det_scale) for f in detector.detect(det_grey, all_faces=all_faces)]
+    faces = detect_faces(grey, detector, all_faces)
     if not faces and max(h, w) <= CROP_MAX_SIDE and 0.75 <= w / h <= 1.33:
         # A small square image with no face found in it is most likely a face crop already (FER2013 is 48×48,
         # too small for the detector's windows): read it whole, and say so.
@@ -83,7 +104,7 @@ def prepare_faces(image: Any, detector: FaceDetector | None, detect_face: bool =
     if not faces:
         return ModalityReading.failed("face", Status.NO_FACE,
                                       "no face found: face the camera in good light, or crop the photo to the face")
-    notes = [f"{len(faces)} faces found; reading the largest"] if len(faces) > 1 and not all_faces else []
+    notes = [f"{len(faces)} faces found; reading the clearest"] if len(faces) > 1 and not all_faces else []
     if scale < 1:
         notes.append(f"image downscaled from {w}×{h} for detection")
     crops = []
@@ -96,7 +117,7 @@ def prepare_faces(image: Any, detector: FaceDetector | None, detect_face: bool =
 
 
 def prepare_face(image: Any, detector: FaceDetector | None, detect_face: bool = True) -> FaceCrop | ModalityReading:
-    """The largest face's crop, or a failed reading that says why there is none."""
+    """The clearest face's crop, or a failed reading that says why there is none."""
     crops = prepare_faces(image, detector, detect_face)
     return crops if isinstance(crops, ModalityReading) else crops[0]
 
@@ -124,18 +145,17 @@ def group_reading(results: list[FaceResult], message: str = "") -> ModalityReadi
     """The group's mood as one face reading: the faces' distributions averaged with weights box area ×
     confidence; ``extras["faces"]`` lists each face and ``extras["spread"]`` how far they are from the group
     (the weighted mean Jensen–Shannon divergence, base 2: 0 when all faces read the same, 1 at most)."""
-    from scipy.spatial.distance import jensenshannon
-
     probs = np.stack([r.reading.vector for r in results])
     area = np.array([(r.box[2] * r.box[3]) if r.box else 1.0 for r in results], dtype=np.float64)
     weights = area * np.array([r.reading.confidence for r in results])
     weights = weights / weights.sum() if weights.sum() > 0 else np.full(len(results), 1 / len(results))
     group = weights @ probs
-    spread = float(sum(w * jensenshannon(p, group, base=2) ** 2 for w, p in zip(weights, probs)))
+    spread = float(sum(w * js_divergence(p, group) for w, p in zip(weights, probs)))
     first = results[0].reading
     faces = [{"box": list(r.box) if r.box else None, "top_emotion": r.reading.top_emotion,
               "probabilities": r.reading.probabilities, "confidence": r.reading.confidence,
-              "quality": r.reading.quality, "weight": round(float(w), 4)} for r, w in zip(results, weights)]
+              "quality": r.reading.quality, "plausibility": r.reading.extras.get("plausibility"),
+              "weight": round(float(w), 4)} for r, w in zip(results, weights)]
     tops = [r.reading.top_emotion for r in results]
     counts = ", ".join(f"{tops.count(e)} {e}" for e in dict.fromkeys(tops))
     note = f"{len(results)} face{'s' if len(results) > 1 else ''} ({counts}); the group's mood, spread {spread:.2f}"
@@ -172,7 +192,9 @@ class FerCnnBackend(FaceBackend):
         self._input = self.session.get_inputs()[0].name
         meta = self.session.get_modelmeta().custom_metadata_map
         self.temperature = float(meta.get("temperature", 1.0))
-        self.name = f"moodtune-face-cnn (FER2013, val acc {meta.get('best_val_acc', '?')})"
+        # the weights' hash in the name: a correction learned for these weights is dropped when they change
+        self.name = (f"moodtune-face-cnn (FER2013, val acc {meta.get('best_val_acc', '?')}, "
+                     f"{meta.get('source_sha256', '?')[:8]})")
 
     def logits(self, grey48: np.ndarray) -> np.ndarray:
         """Logits (N, 7) for grey uint8 crops (N, 48, 48), averaged with their mirror images."""
@@ -209,7 +231,7 @@ class HubFaceBackend(FaceBackend):
 class FaceEncoder(Encoder[FaceBackend]):
     """Facial expression from a photo or webcam frame.
 
-    ``predict(image)`` detects the largest face first; ``predict(image, detect_face=False)`` reads the
+    ``predict(image)`` reads the clearest face (:func:`rank_faces`); ``predict(image, detect_face=False)`` reads the
     whole image as a face crop (e.g. FER2013's 48×48 images). The reading's ``extras["box"]`` is the
     face box (x, y, w, h) in the input image, for drawing.
     """
@@ -236,14 +258,15 @@ class FaceEncoder(Encoder[FaceBackend]):
         return HubFaceBackend(ref)
 
     def predict_all(self, image: Any) -> list[FaceResult]:
-        """Every face in the image, largest first, each with its box and reading (empty when none is found)."""
+        """Every face in the image, clearest first, each with its box and reading (empty when none is found)."""
         reading = self.predict(image, faces="all")
         if not reading.ok:
             return []
         return [FaceResult(tuple(f["box"]) if f["box"] else None,
                            ModalityReading.from_probs(self.modality, np.array([f["probabilities"][e] for e in EMOTIONS]),
                                                       coverage=reading.coverage_mask, quality=f["quality"],
-                                                      model=reading.model, extras={"box": f["box"]},
+                                                      model=reading.model,
+                                                      extras={"box": f["box"], "plausibility": f["plausibility"]},
                                                       latency_ms=reading.latency_ms))
                 for f in reading.extras["faces"]]
 
@@ -254,7 +277,7 @@ class FaceEncoder(Encoder[FaceBackend]):
 
     def preprocess(self, x: Any, /, detect_face: bool = True, faces: str = "largest",
                    **_: Any) -> list[FaceCrop] | ModalityReading:
-        """The image's face crops (largest first; every face with ``faces="all"``)."""
+        """The image's face crops (clearest first; every face with ``faces="all"``)."""
         try:
             detector = self.detector if detect_face else None
         except InputError as exc:  # a detector this installation lacks (MediaPipe without its extra)
@@ -277,7 +300,7 @@ class FaceEncoder(Encoder[FaceBackend]):
         extras: dict[str, Any] = {}
         if crop.box is not None:
             extras = {"box": crop.box.as_tuple(), "detector": crop.box.detector,
-                      "detector_score": round(crop.box.score, 3)}
+                      "detector_score": round(crop.box.score, 3), "plausibility": crop.box.plausibility}
         return ModalityReading.from_probs(self.modality, probs, coverage=backend.label_map.coverage,
                                           quality=crop.quality, message="; ".join(crop.notes), model=backend.name,
                                           extras=extras)

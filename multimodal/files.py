@@ -108,3 +108,8 @@ def is_regular_file(path: Path) -> bool:
         return stat.S_ISREG(Path(path).stat().st_mode)
     except (OSError, RuntimeError):  # ELOOP, ENOENT, permission
         return False
+
+
+def work_dir(name: str) -> Path:
+    """Where a training recipe or study keeps checkpoints and feature caches: ``$MOODTUNE_HOME/work/<name>``."""
+    return moodtune_home() / "work" / name

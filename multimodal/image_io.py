@@ -86,9 +86,9 @@ def to_rgb(image: Any) -> np.ndarray:
         if arr.dtype == np.uint16:  # 16-bit PNG/TIFF: 0..65535
             arr = (arr // 257).astype(np.uint8)
         else:
-            arr = arr.astype(np.float32)
-            if not np.isfinite(arr).all():
+            if not np.isfinite(arr).all():  # before the cast: a float64 beyond float32's range would warn there
                 raise InputError("the image contains NaN or infinite pixel values")
+            arr = np.clip(arr, 0, 256).astype(np.float32)  # the result is 0..255 whatever the scale below
             scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
             arr = np.clip(arr * scale, 0, 255).round().astype(np.uint8)
     if arr.ndim == 2:

@@ -117,14 +117,35 @@ def _language_identifier():
     return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
+#: English words that other Latin-script languages do not use as words (no "a", "in", "so", "die", "the" is kept:
+#: French and Spanish have no "the"). Text made of enough of them is English without the identifier, whose model
+#: takes 0.5 s to decompress: most of a first command's text reading (docs/benchmarks.md, cold start).
+ENGLISH_MARKERS = frozenset("i i'm i've i'll i'd you you're your the and is am are was were my me it it's to of "
+                            "this that what just got have has not be with for we they he she but don't can't "
+                            "didn't feel feeling really very".split())
+
+
+def clearly_english(text: str) -> bool:
+    """ASCII words of which at least two different ones, and a quarter of all, are :data:`ENGLISH_MARKERS`."""
+    words = [w.strip(".,!?;:\"()").lower().replace("’", "'") for w in text.split()]
+    words = [w for w in words if w]
+    if not words or not all(w.isascii() for w in words):
+        return False
+    hits = [w for w in words if w in ENGLISH_MARKERS]
+    return len(set(hits)) >= 2 and len(hits) >= len(words) / 4
+
+
 def detect_language(text: str) -> tuple[str, float]:
-    """(ISO 639-1 code, probability). Short text is treated as English unless its script says otherwise."""
+    """(ISO 639-1 code, probability). Short text is treated as English unless its script says otherwise; so is
+    text that is :func:`clearly_english`."""
     letters = [c for c in text if c.isalpha()]
     if letters and sum(c.isascii() for c in letters) / len(letters) < 0.5:
         lang, p = _language_identifier().classify(text)
         return (lang if lang != "en" else "und"), float(p)
     if len(text.split()) < 4:
         return "en", 0.5
+    if clearly_english(text):
+        return "en", 0.9
     lang, p = _language_identifier().classify(text)
     return lang, float(p)
 

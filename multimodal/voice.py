@@ -14,6 +14,7 @@ or a local folder uses any transformers audio-classification model.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 
 from .audio_io import (MIN_SPEECH_S, TARGET_SR, Audio, SpeechActivity, detect_speech, most_voiced_window,
                        to_mono_16k)
-from .backbones import BackboneError, whisper_tiny_en_dir
+from .backbones import BackboneError, file_sha256, whisper_tiny_en_dir
 from .base import Encoder
 from .heads import softmax
 from .labels import EMOTIONS, LabelMap, blend_valence_arousal, label_map_for
@@ -120,7 +121,84 @@ class VoiceOutput:
     probabilities: np.ndarray
     valence: float | None = None
     arousal: float | None = None
-    transcript: str = ""
+    transcript: Transcript | None = None
+
+
+MAX_COMPRESSION_RATIO = 2.4  # Whisper's own threshold: a transcript that zlib shrinks more than this repeats itself
+MIN_AVG_LOGPROB = -1.0       # Whisper's own threshold: below it the decoder was guessing
+NO_SPEECH_PROB = 0.6         # Whisper's own threshold: above it the window holds no speech
+MAX_WORDS_PER_SECOND = 6.0   # fast speech is 4-5 words a second; more words than this invent speech
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What Whisper heard, with its own guards: ``problem`` says why fusion must not use it ("" when it may);
+    ``note`` says what was repaired (a phrase repeated back to back is kept once)."""
+
+    text: str
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 0.0
+    words_per_second: float = 0.0
+    problem: str = ""
+    note: str = ""
+
+    def guards(self) -> dict[str, float]:
+        """The numbers the checks read, for ``extras["transcript_guards"]``."""
+        return {"avg_logprob": round(self.avg_logprob, 3), "no_speech_prob": round(self.no_speech_prob, 3),
+                "compression_ratio": round(self.compression_ratio, 2),
+                "words_per_second": round(self.words_per_second, 1)}
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's measure of repetition: the UTF-8 length over its zlib-compressed length."""
+    import zlib
+
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+def _word_keys(text: str) -> list[str]:
+    return [w for w in (t.strip(".,!?;:…\"'-").lower() for t in text.split()) if w]
+
+
+def collapse_repeats(text: str) -> tuple[str, int]:
+    """The text once if the recogniser looped on it, and how many times it said it (1 when it did not loop).
+
+    Greedy decoding of a short clip loops on the sentence it heard (it sees seconds of padding after the speech):
+    "Good morning. Good morning! Good morning..." or "Dogs are sitting by the door. Dogs are sitting by the
+    doorway. Dogs or sitting by" (RAVDESS). Two kinds are kept once: one phrase said again and again back to back
+    ("no no no no" → "no"), and a first sentence whose opening words start most of the sentences after it."""
+    words, keys = text.split(), _word_keys(text)
+    if len(words) == len(keys):  # (a word that is all punctuation would shift the phrase)
+        for period in range(1, len(keys) // 2 + 1):
+            if all(keys[i] == keys[i % period] for i in range(len(keys))):
+                return " ".join(words[:period]), -(-len(keys) // period)
+    sentences = [t for t in re.split(r"(?<=[.!?…])\s+", text.strip()) if _word_keys(t)]
+    opening = _word_keys(sentences[0])[:2] if sentences else []
+    again = sum(_word_keys(t)[:len(opening)] == opening for t in sentences[1:])
+    if len(sentences) > 1 and again * 2 >= len(sentences) - 1:
+        return sentences[0], 1 + again
+    return text, 1
+
+
+def check_transcript(text: str, avg_logprob: float, no_speech_prob: float, speech_seconds: float) -> Transcript:
+    """The transcript with Whisper's guards applied (repetition repaired first, then compression ratio,
+    average log-probability, and the words the speech had time for)."""
+    said, times = collapse_repeats(text)
+    note = f"the recogniser looped on “{said}” ({times} times); kept once" if times > 1 else ""
+    ratio = compression_ratio(said)
+    rate = len(_word_keys(said)) / max(speech_seconds, 0.1)
+    problem = ""
+    if no_speech_prob > NO_SPEECH_PROB:
+        problem = f"the recogniser found no speech (no-speech probability {no_speech_prob:.2f})"
+    elif ratio > MAX_COMPRESSION_RATIO:
+        problem = f"it repeats itself (compression ratio {ratio:.1f} > {MAX_COMPRESSION_RATIO})"
+    elif avg_logprob < MIN_AVG_LOGPROB:
+        problem = f"the recogniser was guessing (average log-probability {avg_logprob:.2f} < {MIN_AVG_LOGPROB:g})"
+    elif rate > MAX_WORDS_PER_SECOND and len(_word_keys(said)) > 2:
+        problem = f"more words than the speech can hold ({rate:.0f} a second in {speech_seconds:.1f} s)"
+    return Transcript(said, avg_logprob, no_speech_prob, ratio, rate, problem, note)
 
 
 class VoiceHead:
@@ -144,6 +222,7 @@ class VoiceHead:
         self.va_scale = np.array([float(v) for v in self.meta.get("va_scale", "1,1").split(",")])
         self.va_shift = np.array([float(v) for v in self.meta.get("va_shift", "0,0").split(",")])
         self.has_va = self.meta.get("va", "0") == "1"
+        self.version = file_sha256(path)[:8]  # in the backend's name: corrections learned for it keep it
         #: per dimension, the share of the direct output in the reported value (the rest: the emotion table's value
         #: of the probabilities); chosen by the recipe on speakers it left out. 0: the head has no direct value there
         self.direct_weight = np.array([float(v) for v in self.meta.get("va_direct_weight", "1,1").split(",")])
@@ -181,7 +260,7 @@ class HeadBackend(VoiceBackend):
         self.head = VoiceHead(head_path) if head_path else None  # None: feature extraction only (training)
         self.label_map = label_map_for(self.head.labels, name="moodtune-voice") if self.head else label_map_for(EMOTIONS)
 
-    def outputs(self, feats: np.ndarray, transcripts: list[str]) -> list[VoiceOutput]:
+    def outputs(self, feats: np.ndarray, transcripts: list[Transcript | None]) -> list[VoiceOutput]:
         if self.head is None:
             raise RuntimeError("this backend extracts features only (it was built without a head)")
         probs, direct = self.head(feats)
@@ -217,7 +296,7 @@ class WhisperEmotionBackend(HeadBackend):
         self.model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="int8", intra_threads=threads)
         self.tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.prompt = [self.tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
-        self.name = "moodtune-voice (Whisper tiny.en encoder + our English/German head)"
+        self.name = f"moodtune-voice (Whisper tiny.en encoder + our English/German head {self.head.version if self.head else '(none)'})"
 
     @cached_property
     def feature_extractor(self):
@@ -248,23 +327,24 @@ class WhisperEmotionBackend(HeadBackend):
         pooled = [pool_states(states[layer - 1][0], clip.frames) for layer in EMOTION_LAYERS]
         return np.concatenate([*pooled, prosody_features(clip) if prosody is None else prosody])
 
-    def transcribe(self, encoded: list[np.ndarray]) -> str:
-        """Greedy Whisper decoding from the encoder pass the emotion head used (its last layer)."""
+    def transcribe(self, encoded: list[np.ndarray], speech_seconds: float) -> Transcript:
+        """Greedy Whisper decoding from the encoder pass the emotion head used (its last layer), checked by
+        :func:`check_transcript`. CTranslate2's score is the sum of the tokens' log-probabilities over the length
+        (length penalty 1): Whisper's average log-probability."""
         import ctranslate2
 
         result = self.model.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[-1])),
                                      [self.prompt], max_length=120, beam_size=1, return_no_speech_prob=True,
-                                     suppress_blank=True, no_repeat_ngram_size=3)[0]
-        if result.no_speech_prob > 0.6:
-            return ""
-        return self.tokenizer.decode(result.sequences_ids[0]).strip()
+                                     return_scores=True, suppress_blank=True, no_repeat_ngram_size=3)[0]
+        text = self.tokenizer.decode(result.sequences_ids[0]).strip()
+        return check_transcript(text, float(result.scores[0]), float(result.no_speech_prob), speech_seconds)
 
     def read(self, clips: list[VoiceClip], transcribe: bool = False) -> list[VoiceOutput]:
         feats, transcripts = [], []
         for clip in clips:
             encoded = self.encode(clip.samples, pad=transcribe)
             feats.append(self.features(clip, encoded))
-            transcripts.append(self.transcribe(encoded) if transcribe else "")
+            transcripts.append(self.transcribe(encoded, clip.activity.speech_seconds) if transcribe else None)
         return self.outputs(np.stack(feats), transcripts)
 
 
@@ -305,10 +385,10 @@ class ProsodyEmotionBackend(HeadBackend):
 
     def __init__(self, head_path: Path = PROSODY_HEAD) -> None:
         super().__init__(head_path)
-        self.name = "moodtune-voice-prosody (MFCC/pitch statistics + our head; fallback)"
+        self.name = f"moodtune-voice-prosody (MFCC/pitch statistics + our head {self.head.version if self.head else '(none)'}; fallback)"
 
     def read(self, clips: list[VoiceClip], transcribe: bool = False) -> list[VoiceOutput]:
-        return self.outputs(np.stack([prosody_features(c) for c in clips]), [""] * len(clips))
+        return self.outputs(np.stack([prosody_features(c) for c in clips]), [None] * len(clips))
 
 
 class HubVoiceBackend(VoiceBackend):
@@ -371,7 +451,11 @@ class VoiceEncoder(Encoder[VoiceBackend]):
                                   "speech_ratio": round(clip.activity.speech_ratio, 3),
                                   "loudness_dbfs": round(clip.activity.loudness_dbfs, 1), "seconds": round(clip.seconds, 2)}
         if self._transcribing:
-            extras["transcript"] = read.transcript
+            heard = read.transcript or Transcript("")
+            # a transcript the guards reject is shown, never used: the engine gives it no weight (problem)
+            extras.update(transcript=heard.text if heard.no_speech_prob <= NO_SPEECH_PROB else "",
+                          transcript_guards=heard.guards(), transcript_problem=heard.problem,
+                          transcript_note=heard.note)
         return ModalityReading.from_probs(self.modality, read.probabilities, coverage=backend.label_map.coverage,
                                           quality=clip.quality, message="; ".join(clip.notes), model=backend.name,
                                           valence=read.valence, arousal=read.arousal, extras=extras)

@@ -125,6 +125,69 @@ def test_the_engine_learns_a_correction_into_the_profile_it_returns(engine):
         engine.correct(engine.analyze(text=""), "sad")
 
 
+def test_corrections_made_for_an_older_model_are_dropped_with_a_message():
+    from dataclasses import replace
+
+    fusion = LateFusion()
+    old = {"text": replace(reading("text", peaked("happy", 0.6)), model="text-v1"),
+           "face": replace(reading("face", peaked("happy", 0.6)), model="face-v1")}
+    mood, cal = fusion.fuse(old), Calibration()
+    for _ in range(4):
+        cal = cal.corrected(mood.readings, mood.weights, "sad")
+    assert [c.models for c in cal.corrections] == [{"text": "text-v1", "face": "face-v1"}] * 4
+    same, note = cal.for_models({"text": "text-v1", "face": "face-v1"})
+    assert same is cal and note == ""
+    kept, note = cal.for_models({"text": "text-v2"})  # a new text model; the face was not read this time
+    assert note == "4 earlier corrections of your typed words no longer apply: they were made for an older model"
+    assert set(kept.biases_) == {"face"} and all(set(c.signals) == {"face"} for c in kept.corrections)
+    # a profile saved before corrections recorded their model: its corrections are dropped the same way
+    data = json.loads(json.dumps(cal.to_dict()))
+    for c in data["corrections"]:
+        for s in c["signals"].values():
+            del s["model"]
+    assert "older model" in Calibration.from_dict(data).for_models({"text": "text-v1"})[1]
+    # a new correction for the new model does not refit on what the old one taught
+    new = {"text": replace(reading("text", peaked("happy", 0.6)), model="text-v2")}
+    again = cal.corrected(new, fusion.fuse(new).weights, "sad")
+    assert [c.models.get("text") for c in again.corrections if "text" in c.signals] == ["text-v2"]
+
+
+def test_the_engine_drops_corrections_of_another_text_model_and_says_so(engine):
+    mood = engine.analyze(text="fine.")
+    profile = engine.correct(mood, "sad")
+    data = json.loads(json.dumps(profile.to_dict()))
+    data["calibration"]["corrections"][0]["signals"]["text"]["model"] = "moodtune-text-v1 (retired)"
+    again = engine.analyze(text="fine.", profile=Profile.from_dict(data))
+    assert again.probabilities == mood.probabilities  # nothing of the old model's correction applies
+    assert "1 earlier correction of your typed words no longer applies" in again.extras["calibration_note"]
+
+
+def test_four_same_corrections_make_that_reading_read_as_the_user_feels(engine):
+    """'fine.' reads happy; a user who says 'sad' to it each time sees it read sad by the fourth (issue #38)."""
+    mood = engine.analyze(text="fine.")
+    assert mood.top_emotion == "happy"
+    profile = None
+    for _ in range(4):
+        profile = engine.correct(engine.analyze(text="fine.", profile=profile), "sad", profile)
+    assert engine.analyze(text="fine.", profile=profile).top_emotion == "sad"
+    assert all("fine" not in json.dumps(c.to_dict()) for c in profile.calibration.corrections)  # no words kept
+
+
+def test_corrections_until_read_counts_the_corrections_a_reading_needs():
+    from models.evaluation import Triplets, corrections_until_read
+
+    rng = np.random.default_rng(0)
+    labels, readings = [], []
+    for i in range(40):
+        truth = EMOTIONS[i % 7]
+        readings.append({m: reading(m, peaked(truth, mass)) for m, mass in (("face", 0.4), ("voice", 0.5),
+                                                                             ("text", 0.995))})
+        labels.append(EMOTIONS.index(truth))
+    out = corrections_until_read(Triplets(np.array(labels), readings), trials=6, cap=12, seed=int(rng.integers(9)))
+    assert out["face"]["median"] <= 4 and out["face"]["within_4"] == 1.0  # a 40% reading moves within 4
+    assert out["text"]["not_within_cap"] == 1.0  # a 99.5% one does not move within 12: the bias bound holds it
+
+
 def test_a_reading_whose_probabilities_are_beyond_one_is_not_learned():
     # a mood sent back over HTTP carries its readings' extras; a forged "uncalibrated" distribution must not become a
     # calibration that every later request refuses

@@ -188,3 +188,32 @@ def test_threads_and_warmup_make_an_engine_ready(monkeypatch):
         MoodEngine(threads=0)
     if before is not None:
         sys.modules["torch"].set_num_threads(before)
+
+
+@pytest.mark.slow  # a process, a model or many cases: seconds
+def test_cli_feel_shows_the_mood_given_and_music_for_it_in_the_same_run(tmp_path):
+    profile = tmp_path / "me.json"
+    out = run_cli("analyze", "--text", "fine.", "--profile", str(profile), "--feel", "sad", "--n", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["mood"]["top_emotion"] == "happy" and data["given"]["top_emotion"] == "sad"
+    happy = json.loads(run_cli("analyze", "--text", "fine.", "--n", "3", "--json").stdout)["tracks"]
+    assert {t["id"] for t in data["tracks"]}.isdisjoint({t["id"] for t in happy})  # music for sad, not for happy
+    table = run_cli("analyze", "--text", "fine.", "--profile", str(profile), "--feel", "sad", "--n", "3")
+    assert "Your mood, as you gave it: sad" in table.stdout and "Recommendations (match, for sad)" in table.stdout
+
+
+def test_cli_help_shows_no_type_placeholders():
+    for args in (("--help",), ("analyze", "--help"), ("train", "--help"), ("journal", "delete", "--help")):
+        out = run_cli(*args)
+        assert out.returncode == 0 and "<bool>" not in out.stdout and "<list[str]>" not in out.stdout, out.stdout
+    assert "{signal}" not in run_cli("train", "--help").stdout
+
+
+def test_cli_journal_delete_answered_no_keeps_it_and_exits_0(tmp_path):
+    import os
+
+    env = {**os.environ, "MOODTUNE_HOME": str(tmp_path)}
+    cmd = [sys.executable, "-m", "interfaces.cli", "journal", "delete"]
+    out = subprocess.run(cmd, input="n\n", capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0 and "kept your journal" in out.stdout and "Aborted" not in out.stdout + out.stderr

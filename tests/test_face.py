@@ -370,8 +370,10 @@ def test_every_face_of_a_group_is_found_read_and_pooled(face_encoder, fer_val):
     faces = face_encoder.predict_all(frame)
     assert len(faces) == 4
     areas = [f.box[2] * f.box[3] for f in faces]
-    assert areas == sorted(areas, reverse=True)  # largest first
-    for f, (side, y, x) in zip(faces, spots):  # each box on its own face
+    ranks = [f.reading.extras["plausibility"] * f.box[2] for f in faces]
+    assert ranks == sorted(ranks, reverse=True)  # clearest first (plausibility × side), not largest
+    by_size = sorted(faces, key=lambda f: -f.box[2])
+    for f, (side, y, x) in zip(by_size, spots):  # each box on its own face
         bx, by, bw, bh = f.box
         assert abs(bx + bw / 2 - (x + side / 2)) < side / 4 and abs(by + bh / 2 - (y + side / 2)) < side / 4
         assert f.reading.ok and f.reading.top_emotion in EMOTIONS
@@ -381,7 +383,8 @@ def test_every_face_of_a_group_is_found_read_and_pooled(face_encoder, fer_val):
     np.testing.assert_allclose(group.vector, expected, atol=1e-9)
     spread = sum(w * jensenshannon(f.reading.vector, expected, base=2) ** 2 for w, f in zip(weights / weights.sum(), faces))
     assert group.extras["spread"] == pytest.approx(spread, abs=1e-4) and "4 faces" in group.message
-    assert face_encoder.predict(frame).extras["box"] == faces[0].box  # the default reads the largest
+    # the default's quick scan stops at the faces near the camera (here the 160-px one) and reads the clearest of them
+    assert face_encoder.predict(frame).extras["box"] == by_size[0].box
     again = [FaceResult.from_dict(json.loads(json.dumps(f.to_dict()))) for f in faces]  # JSON round trip
     assert [(f.box, f.reading.top_emotion) for f in again] == [(f.box, f.reading.top_emotion) for f in faces]
     np.testing.assert_allclose([f.reading.vector for f in again], [f.reading.vector for f in faces], atol=1e-6)
@@ -408,3 +411,59 @@ def test_an_option_an_encoder_does_not_take_raises_before_any_model_loads():
         with pytest.raises(TypeError, match="unknown option\\(s\\) faces; it takes none"):
             encoder.predict_batch([None], faces="all")
         assert encoder._backend is None  # nothing was loaded for it
+
+
+def astronaut_head(side: int) -> np.ndarray:
+    """scikit-image's public-domain astronaut photo cut to her head, her face ``side`` pixels wide."""
+    import cv2
+    from skimage.data import astronaut
+
+    pad = 20  # her face box is (174, 66, 98, 98); a fifth of it on each side
+    head = astronaut()[66 - pad:164 + pad, 174 - pad:272 + pad]
+    return cv2.resize(head, (side * 138 // 98,) * 2, interpolation=cv2.INTER_AREA)
+
+
+def test_the_person_is_read_not_the_larger_face_like_box_behind_her(face_encoder):
+    from skimage.data import astronaut
+
+    photo = astronaut()
+    r = face_encoder.predict(photo)
+    assert r.ok and r.top_emotion == "happy"  # she smiles; the shuttle model's box read "sad" before
+    x, y, w, h = r.extras["box"]
+    assert abs(x + w / 2 - 223) < 20 and abs(y + h / 2 - 115) < 20 and r.extras["plausibility"] > 0.9
+    group = face_encoder.predict(photo, faces="all")
+    assert len(group.extras["faces"]) == 1  # the shuttle's box (level weight 1.6, no eyes) is not a face
+
+
+def brick_photo() -> np.ndarray:
+    """A 4000×3000 RGB photo of scikit-image's brick wall."""
+    import cv2
+    from skimage.data import brick
+
+    return cv2.cvtColor(cv2.resize(brick(), (4000, 3000)), cv2.COLOR_GRAY2RGB)
+
+
+def test_small_faces_in_a_12_megapixel_photo_are_found(face_encoder):
+    """Faces of 5% and 15% of a 4000×3000 photo's height: the 320-px scan alone saw none of them."""
+    photo = brick_photo()
+    photo[200:200 + 211, 300:300 + 211] = astronaut_head(150)  # 5% of 3000
+    photo[1500:1500 + 633, 2500:2500 + 633] = astronaut_head(450)[:, ::-1]
+    group = face_encoder.predict(photo, faces="all")
+    centres = sorted((f["box"][0] + f["box"][2] // 2, f["box"][1] + f["box"][3] // 2) for f in group.extras["faces"])
+    assert len(centres) == 2
+    assert abs(centres[0][0] - 405) < 40 and abs(centres[0][1] - 305) < 40
+    assert abs(centres[1][0] - 2816) < 110 and abs(centres[1][1] - 1816) < 110
+    grey = np.full((3000, 4000, 3), 128, np.uint8)  # a flat wall: the histogram stretch used to hide the face
+    grey[1000:1000 + 422, 1000:1000 + 422] = astronaut_head(300)
+    r = face_encoder.predict(grey)  # the default mode scans finer when the quick scan finds nothing
+    assert r.ok and abs(r.extras["box"][0] + r.extras["box"][2] / 2 - 1211) < 60
+
+
+def test_a_textured_photo_without_a_face_has_no_face_at_either_scan(face_encoder):
+    import cv2
+    from skimage.data import coins, gravel
+
+    for image in (gravel(), coins()):
+        large = cv2.resize(image, (2560, 1920), interpolation=cv2.INTER_CUBIC)
+        assert face_encoder.predict(large, faces="all").status == Status.NO_FACE
+        assert face_encoder.predict(cv2.resize(image, (640, 480)), faces="all").status == Status.NO_FACE

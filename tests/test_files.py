@@ -204,6 +204,16 @@ def test_a_huge_n_is_capped_by_the_catalog():
     assert len(rank(cat, [target_from_va(0.5, 0.5)], n=10**8, max_per_artist=100)) <= len(cat)
 
 
+@pytest.mark.slow  # a process, a model or many cases: seconds
+def test_cli_import_hint_can_be_pasted_as_printed(tmp_path):
+    env = {**os.environ, "MOODTUNE_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    csv = tmp_path / "kaggle 1921.csv"
+    small_catalog().frame.to_csv(csv, index=False)
+    out = subprocess.run([sys.executable, "-m", "interfaces.cli", "catalog", "import", str(csv)], capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode == 0 and "--catalog 'kaggle 1921'" in out.stdout, out.stdout + out.stderr
+
+
 def test_a_save_killed_midway_leaves_no_temp_file_for_long(tmp_path):
     target = tmp_path / "profile.json"
     stale = tmp_path / ".profile.json.abc123.tmp"  # what a save killed by SIGKILL/SIGTERM leaves

@@ -151,3 +151,14 @@ def test_va_factors_shift_the_dimension_they_name_only():
     assert arousal_voice.arousal > even.arousal + 0.1      # the voice counts more for arousal...
     assert arousal_voice.valence > even.valence + 0.1      # ...and less for valence
     assert arousal_voice.probabilities == even.probabilities  # the emotion distribution does not change
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=7, max_size=7).filter(lambda p: sum(p) > 1e-3),
+       st.lists(st.floats(0, 1), min_size=7, max_size=7).filter(lambda p: sum(p) > 1e-3))
+def test_js_divergence_is_scipys_squared_jensen_shannon_distance(p, q):
+    from scipy.spatial.distance import jensenshannon
+
+    from multimodal.reading import js_divergence
+
+    assert js_divergence(np.array(p), np.array(q)) == pytest.approx(jensenshannon(p, q, base=2) ** 2, abs=1e-9)

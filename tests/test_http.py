@@ -193,8 +193,8 @@ def test_the_demo_as_a_client_of_the_service(client, monkeypatch, tmp_path):
     assert max(label, key=label.get) == "angry" and len(tracks) == 5 and mood.readings["voice"].status != "missing"
     table, _, _, session, new_tracks = app_gradio.feedback("skip", 0, "match", 5, False, session, mood, tracks)
     assert session.skipped == (tracks[0].id,) and tracks[0].id not in {t.id for t in new_tracks}
-    calibration, note = app_gradio.correct("sad", mood, None, None)
-    assert len(calibration.corrections) == 1 and "learned" in note
+    calibration, note, label, _, _, _, given_tracks = app_gradio.correct("sad", mood, None, None, n=5)
+    assert len(calibration.corrections) == 1 and "learned" in note and label == {"sad": 1.0} and len(given_tracks) == 5
     label, note, _ = app_gradio.live_face(np.zeros((120, 160, 3), np.uint8), None)
     assert "no face" in note.lower()
     with pytest.raises(BackendError, match="did not answer"):

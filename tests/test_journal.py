@@ -92,6 +92,15 @@ def test_a_crash_mid_write_loses_at_most_the_entry_being_written(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_a_tied_day_names_both_moods_not_the_first_listed(tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3").turn_on()
+    journal.record_analysis(mood("happy", 0.8))
+    journal.record_analysis(mood("sad", -0.7))
+    assert journal.days(1).iloc[-1]["emotion"] == "happy / sad"  # before: "happy" (whichever came first)
+    journal.record_analysis(mood("sad", -0.5))
+    assert journal.days(1).iloc[-1]["emotion"] == "sad"
+
+
 # -- hostile use (issue 35) ---------------------------------------------------------------------------------------
 
 def test_a_journal_name_that_is_a_link_is_refused_and_delete_leaves_the_words_alone_but_says_so(tmp_path):

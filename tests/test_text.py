@@ -410,3 +410,16 @@ def test_the_recipe_takes_per_set_sample_sizes():
     assert train_sets(None) == TRAIN_SETS
     with pytest.raises(SystemExit, match="CORPUS=N"):
         train_sets(["tweets=5"])
+
+
+def test_clearly_english_text_skips_the_language_identifier():
+    from multimodal.text import _language_identifier, clearly_english, detect_language
+
+    _language_identifier.cache_clear()
+    assert detect_language("I got the job today") == ("en", 0.9)
+    assert _language_identifier.cache_info().currsize == 0  # its 0.5-s model was not loaded
+    for other in ("Ich bin heute so müde und traurig", "Je suis tellement fatigué aujourd'hui",
+                  "Estoy muy cansado y triste hoy", "Ik ben vandaag zo moe en verdrietig", "Ich habe den Job bekommen",
+                  "Sono molto stanco e triste oggi", "Hoy es un buen dia para mi", "Wir haben es nicht geschafft"):
+        assert not clearly_english(other), other
+    assert detect_language("Ich habe den Job heute bekommen")[0] == "de"  # the identifier still reads the rest

@@ -363,3 +363,48 @@ def test_the_voice_model_runs_numpy_blas_on_one_thread(voice_encoder):
     voice_encoder.load()
     blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
     assert blas and all(lib["num_threads"] == 1 for lib in blas), blas
+
+
+def test_whisper_guards_give_repeated_or_guessed_transcripts_no_weight():
+    from multimodal.voice import MAX_COMPRESSION_RATIO, check_transcript, collapse_repeats, compression_ratio
+
+    looped = "I am so so so so so so so so so so so so so so so so so so so so so so so so sad today"
+    assert compression_ratio(looped) > MAX_COMPRESSION_RATIO
+    assert "repeats itself" in check_transcript(looped, -0.3, 0.1, 12.0).problem
+    assert "guessing" in check_transcript("I got the job.", -1.4, 0.1, 1.5).problem
+    assert "no speech" in check_transcript("Thank you.", -0.3, 0.8, 1.0).problem
+    assert "more words than the speech can hold" in check_transcript(
+        "one two three four five six seven eight nine ten", -0.3, 0.1, 1.0).problem
+    fine = check_transcript("I got the job and I am so happy about it.", -0.14, 0.08, 2.1)
+    assert fine.problem == "" and fine.note == "" and fine.text == "I got the job and I am so happy about it."
+    # the decoder's loops after a short clip are kept once, and the note says so
+    assert collapse_repeats("Good morning. Good morning! Good morning... Good morning, good morning...") == (
+        "Good morning.", 5)
+    assert collapse_repeats("Dogs are sitting by the door. Dogs are sitting by the doorway. Dogs or sitting by")[0] == (
+        "Dogs are sitting by the door.")
+    assert collapse_repeats("I'm fine. I'm really fine.") == ("I'm fine. I'm really fine.", 1)
+    assert collapse_repeats("I said no, no.") == ("I said no, no.", 1)
+
+
+@needs_espeak
+def test_a_one_second_good_morning_reads_with_its_real_words(engine, tmp_path):
+    """Cut to 1 s, "Good morning" came back as "Good morning. Good morning! Good morning..." with weight 0.76."""
+    y, fs = sf.read(speech("Good morning", tmp_path), dtype="float32")
+    mood = engine.analyze(audio=(fs, y[:fs]))
+    said = mood.readings["speech_text"]
+    assert mood.readings["voice"].extras["transcript"] == "Good morning."
+    assert said.ok and "looped on “Good morning.”" in said.message
+
+
+@needs_espeak
+def test_a_transcript_the_guards_reject_is_shown_but_gets_no_weight(engine, tmp_path, monkeypatch):
+    from multimodal.voice import WhisperEmotionBackend, check_transcript
+
+    looped = "so " * 30 + "sad"
+    monkeypatch.setattr(WhisperEmotionBackend, "transcribe",
+                        lambda self, encoded, seconds: check_transcript(looped, -0.3, 0.1, seconds))
+    mood = engine.analyze(audio=speech("I am so happy today", tmp_path))
+    said = mood.readings["speech_text"]
+    assert said.status == Status.UNRELIABLE and "were not used: it repeats itself" in said.message
+    assert mood.weights.get("speech_text", 0.0) == 0.0 and mood.readings["voice"].ok
+    assert mood.readings["voice"].extras["transcript_problem"].startswith("it repeats itself")

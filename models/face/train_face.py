@@ -2,7 +2,7 @@
 
     python models/face/train_face.py --data ../shared/data --epochs 30
 
-Checkpoints go to --work (default ~/.cache/moodtune/train_face) after every epoch; running the same
+Checkpoints go to --work (default $MOODTUNE_HOME/work/train_face) after every epoch; running the same
 command again resumes. The best epoch (validation accuracy with flip test-time augmentation) is
 exported to models/face/fer_cnn.safetensors with a temperature fitted on the validation split, then to
 fer_cnn.onnx beside it, which the encoder runs (needs the ``[train]`` extra; see export_onnx.py).
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from multimodal.files import work_dir
 from multimodal.datasets import default_data_dir, load_fer2013
 from multimodal.face_net import FaceExpressionNet
 from multimodal.heads import fit_temperature
@@ -134,7 +135,7 @@ def class_weights(y: torch.Tensor) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_data_dir(), help="default: $MOODTUNE_DATA or ../shared/data")
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "train_face")
+    ap.add_argument("--work", type=Path, default=work_dir("train_face"))
     ap.add_argument("--out", type=Path, default=HERE)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=128)

@@ -33,6 +33,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import f1_score
 from tqdm import tqdm
 
+from multimodal.files import work_dir
 from multimodal.backbones import minilm_dir
 from multimodal.datasets import default_data_dir, load_emobank, load_text_split
 from multimodal.labels import EMOTIONS
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_data_dir(), help="default: $MOODTUNE_DATA or ../shared/data")
     ap.add_argument("--mpnet", type=Path, required=True, help="folder of the unpacked all-mpnet-base-v2 (see above)")
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "backbone_study")
+    ap.add_argument("--work", type=Path, default=work_dir("backbone_study"))
     args = ap.parse_args(argv)
     if args.data is None:
         ap.error("no data folder: pass --data or set MOODTUNE_DATA")

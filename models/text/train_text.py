@@ -43,6 +43,7 @@ from sklearn.metrics import f1_score, recall_score
 from tqdm import tqdm
 
 from models.evaluation import ece, multilabel_macro_f1
+from multimodal.files import work_dir
 from multimodal.backbones import minilm_dir, minilm_word_embeddings
 from multimodal.datasets import TextSplit, default_data_dir, load_emobank, load_text_split
 from multimodal.files import write_atomic
@@ -450,7 +451,7 @@ def save_adapter(encoder: Any, folder: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_data_dir())
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "train_text_v2")
+    ap.add_argument("--work", type=Path, default=work_dir("train_text_v2"))
     ap.add_argument("--out", type=Path, default=HERE)
     ap.add_argument("--epochs", type=float, default=1.5, help="passes over the mixed training rows")
     ap.add_argument("--batch", type=int, default=32)

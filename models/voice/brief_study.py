@@ -24,6 +24,7 @@ from tqdm import tqdm
 from models.voice import train_voice as tv
 from models.voice.augment import corrupt
 from models.voice.everyday_check import everyday_files
+from multimodal.files import work_dir
 from multimodal.datasets import default_data_dir
 from multimodal.labels import EMOTIONS
 from multimodal.voice import VoiceClip, WhisperEmotionBackend, prepare_voice
@@ -85,7 +86,7 @@ def fit_all(takes: tv.Takes, passes: dict, chosen: tuple[str, ...], seed: int) -
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_data_dir(), help="default: $MOODTUNE_DATA or ../shared/data")
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "voice")
+    ap.add_argument("--work", type=Path, default=work_dir("voice"))
     ap.add_argument("--copies", type=int, default=3, help="the recipe's corrupted copies (as it was run)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)

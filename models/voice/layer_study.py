@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from models.voice import train_voice as tv
+from multimodal.files import work_dir
 from multimodal.datasets import default_data_dir
 from multimodal.voice import VoiceClip, WhisperEmotionBackend, pool_states, prepare_voice
 
@@ -66,7 +67,7 @@ def layer_features(takes: tv.Takes, kind: str, work: Path, seed: int, workers: i
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_data_dir(), help="default: $MOODTUNE_DATA or ../shared/data")
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "voice",
+    ap.add_argument("--work", type=Path, default=work_dir("voice"),
                     help="the recipe's feature cache; the layers are cached beside it (about 60 MB a pass)")
     ap.add_argument("--choices", nargs="+", default=["4", "3", "2", "2+3", "3+4"],
                     help="layers (1 to 4) whose pooled states the head reads, joined with + to read several")

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from models.voice.train_voice import (ROBUSTNESS, SR, Takes, folds, load_takes, pass_cache, run_pass, sample_weights,
                                       save_cache, scores, take_for_pass, training_step)
+from multimodal.files import work_dir
 from multimodal.datasets import default_data_dir
 from multimodal.heads import softmax
 from multimodal.labels import EMOTIONS
@@ -160,7 +161,7 @@ def cross_validate(takes: Takes, passes: dict, fold: np.ndarray, pooling: str, s
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_data_dir(), help="default: $MOODTUNE_DATA or ../shared/data")
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "voice-frames",
+    ap.add_argument("--work", type=Path, default=work_dir("voice-frames"),
                     help="frame cache, one file per pass (about 100 MB each)")
     ap.add_argument("--poolings", nargs="+", default=["mean", "attentive"], choices=["mean", "attentive"])
     ap.add_argument("--crop", type=float, default=None, help="train on random stretches of CROP..1 of the speech")

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from models.voice.augment import VERSION as AUGMENT_VERSION
 from models.voice.augment import corrupt, noise, rms
+from multimodal.files import work_dir
 from multimodal.datasets import default_data_dir, load_emodb, load_ravdess
 from multimodal.heads import fit_temperature, fit_va_calibration, softmax
 from multimodal.labels import EMOTIONS, VA_MATRIX, VALENCE_AROUSAL, blend_valence_arousal
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=default_data_dir(), help="default: $MOODTUNE_DATA or ../shared/data")
     ap.add_argument("--out", type=Path, default=HERE)
-    ap.add_argument("--work", type=Path, default=Path.home() / ".cache" / "moodtune" / "voice",
+    ap.add_argument("--work", type=Path, default=work_dir("voice"),
                     help="feature cache (one file per pass; an interrupted run resumes)")
     ap.add_argument("--copies", type=int, default=3, help="corrupted copies of every take for training")
     ap.add_argument("--workers", type=int, default=2, help="feature-extraction processes")
