@@ -107,7 +107,6 @@ def rank(catalog: Catalog, targets: Sequence[Target], *, n: int = 10, mmr_lambda
     max_sim = np.zeros(len(pool))  # similarity of each shortlisted track to its nearest pick so far
     per_artist: Counter[str] = Counter()
     out: list[Track] = []
-    z = (matrix - scale.mean) / scale.sd
     for pos in range(n):
         target = targets[pos]
         rel = rel_by_target[id(target)]
@@ -123,5 +122,6 @@ def rank(catalog: Catalog, targets: Sequence[Target], *, n: int = 10, mmr_lambda
         max_sim = np.maximum(max_sim, similarity(matrix, j, pool, catalog.genres))
         per_artist[catalog.artists[j]] += 1
         score = float(rel[pick])
-        out.append(catalog.track(j, score=round(score, 4), explanation=describe(matrix[j], z[j], plane[j], mood_map)))
+        z = (matrix[j] - scale.mean) / scale.sd
+        out.append(catalog.track(j, score=round(score, 4), explanation=describe(matrix[j], z, plane[j], mood_map)))
     return out
